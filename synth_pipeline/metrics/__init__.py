@@ -1,0 +1,1 @@
+"""Pure metric functions; each returns a MetricResult."""
