@@ -30,6 +30,7 @@ class RunConfig:
     holdout_fraction: float = 0.3
     drop: tuple[str, ...] = ()
     id_columns: tuple[str, ...] = ()
+    column_kinds: dict[str, str] = field(default_factory=dict)
     link_attacks: int = 1000
     thresholds: Thresholds = field(default_factory=Thresholds)
 
