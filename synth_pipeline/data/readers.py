@@ -1,0 +1,91 @@
+"""File readers: CSV (sniffed delimiter, utf-8 then latin-1), Parquet and ARFF -> a raw DataFrame.
+
+Every failure becomes a one-line BadInput naming the file, so the CLI can exit 2 with it."""
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.io import arff
+
+from synth_pipeline.errors import BadInput
+
+SUPPORTED = (".csv", ".parquet", ".arff")
+_SNIFF_BYTES = 64 * 1024
+_DELIMITERS = ",;\t|"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a supported file; raise BadInput for a missing, unsupported, unreadable or empty one."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    readers = {".csv": read_csv, ".parquet": read_parquet, ".arff": read_arff}
+    if suffix not in readers:
+        raise BadInput(f"{path}: unsupported file type '{suffix}' (expected one of {', '.join(SUPPORTED)})")
+    df = readers[suffix](path)
+    if df.shape[1] == 0 or df.shape[0] == 0:
+        raise BadInput(f"{path}: table is empty (no data rows)")
+    return df
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """utf-8 (BOM tolerated) first, latin-1 as the fallback older exports need; NUL bytes mean binary."""
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise BadInput(f"{path}: not a text file (binary content)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The sample's delimiter among , ; tab |; a comma when the sniffer cannot tell (one column)."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        text = decode_text(path, path.read_bytes())
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read file ({e.strerror})") from None
+    if not text.strip():
+        raise BadInput(f"{path}: table is empty (no data rows)")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sniff_delimiter(text[:_SNIFF_BYTES]))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise BadInput(f"{path}: cannot parse CSV ({str(e).splitlines()[0]})") from None
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow
+
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except (OSError, pyarrow.ArrowException, ValueError) as e:
+        raise BadInput(f"{path}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+
+
+def read_arff(path: Path) -> pd.DataFrame:
+    """scipy's ARFF reader; nominal values arrive as bytes (decoded here) and '?' means missing."""
+    try:
+        text = decode_text(path, path.read_bytes())
+        data, _ = arff.loadarff(io.StringIO(text))
+    except (OSError, ValueError, NotImplementedError, arff.ArffError) as e:
+        raise BadInput(f"{path}: cannot read ARFF ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    df = pd.DataFrame(data)
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(_decode_nominal).astype(object)
+    return df
+
+
+def _decode_nominal(v: object) -> object:
+    s = v.decode("utf-8") if isinstance(v, bytes) else v
+    return np.nan if s == "?" else s
