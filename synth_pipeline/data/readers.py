@@ -60,7 +60,7 @@ def read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(io.StringIO(text), sep=sniff_delimiter(text[:_SNIFF_BYTES]))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise BadInput(f"{path}: cannot parse CSV ({str(e).splitlines()[0]})") from None
+        raise BadInput(f"{path}: cannot parse CSV ({_first_line(e)})") from None
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -69,7 +69,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path, engine="pyarrow")
     except (OSError, pyarrow.ArrowException, ValueError) as e:
-        raise BadInput(f"{path}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+        raise BadInput(f"{path}: cannot read Parquet ({_first_line(e)})") from None
 
 
 def read_arff(path: Path) -> pd.DataFrame:
@@ -77,13 +77,19 @@ def read_arff(path: Path) -> pd.DataFrame:
     try:
         text = decode_text(path, path.read_bytes())
         data, _ = arff.loadarff(io.StringIO(text))
+    except StopIteration:
+        raise BadInput(f"{path}: cannot read ARFF (no @relation/@attribute header)") from None
     except (OSError, ValueError, NotImplementedError, arff.ArffError) as e:
-        raise BadInput(f"{path}: cannot read ARFF ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise BadInput(f"{path}: cannot read ARFF ({_first_line(e)})") from None
     df = pd.DataFrame(data)
     for c in df.columns:
         if df[c].dtype == object:
             df[c] = df[c].map(_decode_nominal).astype(object)
     return df
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _decode_nominal(v: object) -> object:
