@@ -1,6 +1,7 @@
 """Typed run configuration: what to release, how, and the gate thresholds. Recorded whole in every
 manifest, so an auditor can re-run exactly what was run."""
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -72,6 +73,13 @@ class RunConfig:
             raise BadInput(f"config: n_rows must be positive, got {self.n_rows}")
         if self.link_attacks < 10:
             raise BadInput(f"config: link_attacks must be >= 10, got {self.link_attacks}")
+
+
+def gate_settings_sha256(cfg: RunConfig) -> str:
+    """Digest of everything a gate verdict depends on besides the data: thresholds, attack count
+    and seed. A check result computed under other settings must not release this candidate."""
+    body = {"thresholds": asdict(cfg.thresholds), "link_attacks": cfg.link_attacks, "seed": cfg.seed}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def load_config(path: Path | None) -> RunConfig:

@@ -5,6 +5,8 @@ import io
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def file_sha256(path: Path) -> str:
@@ -16,9 +18,10 @@ def file_sha256(path: Path) -> str:
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
-    """Deterministic Parquet encoding: same values and dtypes give the same bytes."""
+    """Deterministic Parquet encoding: same values and dtypes give the same bytes. Written with
+    pyarrow directly so pandas `attrs` (provenance we carry between assets) never enter the file."""
     buf = io.BytesIO()
-    df.to_parquet(buf, engine="pyarrow", index=False, compression="zstd")
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf, compression="zstd")
     return buf.getvalue()
 
 

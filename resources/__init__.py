@@ -1,0 +1,8 @@
+"""Dagster resources: run settings, the Parquet IO manager, the release store, the compute device."""
+
+from resources.device import ComputeDevice
+from resources.parquet_io import ParquetIOManager
+from resources.release_store import ReleaseStore
+from resources.settings import PipelineSettings
+
+__all__ = ["ComputeDevice", "ParquetIOManager", "PipelineSettings", "ReleaseStore"]

@@ -1,0 +1,75 @@
+"""IO manager: DataFrames as Parquet (never pickles), reports and references as JSON.
+
+A table's `attrs` (its Schema, the input file's hash) travel with it in the Parquet key-value
+metadata, so every downstream asset knows the column types and provenance without re-reading the
+source. A returned directory (a fitted generator's files) is moved into the store and loaded back as
+its Path. Files are written to a temporary name and
+renamed, so a killed step never leaves a half-written table behind.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ATTRS_KEY = b"synth_pipeline.attrs"
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """`base_dir` holds one run lane's intermediates (the CLI gives every run its own)."""
+
+    base_dir: str = ".work/default"
+
+    def _stem(self, context: dg.OutputContext | dg.InputContext) -> Path:
+        return Path(self.base_dir).joinpath(*context.asset_key.path)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        stem = self._stem(context)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, pd.DataFrame):
+            target = stem.with_suffix(".parquet")
+            table = pa.Table.from_pandas(obj, preserve_index=False)
+            if obj.attrs:
+                meta = {**(table.schema.metadata or {}), ATTRS_KEY: json.dumps(obj.attrs).encode()}
+                table = table.replace_schema_metadata(meta)
+            tmp = target.with_suffix(".parquet.tmp")
+            pq.write_table(table, tmp, compression="zstd")
+        elif isinstance(obj, Path) and obj.is_dir():
+            target = stem
+            old = stem.with_name(stem.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                os.replace(target, old)
+            shutil.move(str(obj), target)
+            shutil.rmtree(old, ignore_errors=True)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(target))})
+            return
+        else:
+            target = stem.with_suffix(".json")
+            tmp = target.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, target)
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(target))})
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        stem = self._stem(context)
+        pqt = stem.with_suffix(".parquet")
+        if pqt.exists():
+            table = pq.read_table(pqt)
+            df = table.to_pandas()
+            raw = (table.schema.metadata or {}).get(ATTRS_KEY)
+            if raw is not None:
+                df.attrs.update(json.loads(raw))
+            return df
+        if stem.is_dir():
+            return stem
+        js = stem.with_suffix(".json")
+        if js.exists():
+            return json.loads(js.read_text())
+        raise FileNotFoundError(f"{stem}.parquet|.json: upstream asset {context.asset_key.to_user_string()} not materialized in {self.base_dir}")

@@ -1,0 +1,38 @@
+"""The one place that assembles Dagster objects (assets, checks, resources, schedule)."""
+
+import dagster as dg
+
+from assets import evaluation, ingest, release, split, training
+from assets.gates import GATE_CHECKS
+from assets.schedules import nightly_release, release_job
+from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
+
+ASSETS = [
+    ingest.raw_table,
+    ingest.validated_table,
+    split.train_holdout_split,
+    training.fitted_generator,
+    training.synthetic_candidate,
+    evaluation.fidelity_report,
+    evaluation.utility_report,
+    evaluation.privacy_report,
+    release.release,
+]
+
+
+def default_resources() -> dict:
+    return {
+        "settings": PipelineSettings(),
+        "io_manager": ParquetIOManager(),
+        "release_store": ReleaseStore(),
+        "device": ComputeDevice(),
+    }
+
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=GATE_CHECKS,
+    jobs=[release_job],
+    schedules=[nightly_release],
+    resources=default_resources(),
+)
