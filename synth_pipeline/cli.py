@@ -1,0 +1,214 @@
+"""`synth-pipeline`: the scriptable twin of the Dagster graph (same core, same assets, same gates).
+
+Exit codes for `release`: 0 published · 3 refused by a gate (nothing published) · 2 bad input
+(one line on stderr) · 1 unexpected failure.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from synth_pipeline.errors import BadInput
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "published" | "refused" | "bad_input" | "error"
+    message: str
+    run_id: str | None = None
+    path: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"published": EXIT_OK, "refused": EXIT_REFUSED, "bad_input": EXIT_BAD_INPUT}.get(self.status, EXIT_ERROR)
+
+
+def _cols(value: str | None) -> tuple[str, ...] | None:
+    return tuple(c.strip() for c in value.split(",") if c.strip()) if value else None
+
+
+def _error_chain(err):
+    while err is not None:
+        yield err
+        err = err.cause or getattr(err, "context", None)
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None, instance=None) -> Outcome:
+    """Materialize the whole asset graph for one config, in-process, and classify the result."""
+    import dagster as dg
+
+    from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
+    from synth_pipeline.definitions import ASSETS, GATE_CHECKS
+
+    with tempfile.TemporaryDirectory(prefix="synth-work-") as work:
+        result = dg.materialize(
+            [*ASSETS, *GATE_CHECKS],
+            resources={
+                "settings": PipelineSettings.from_run_config(cfg),
+                "io_manager": ParquetIOManager(base_dir=work),
+                "release_store": ReleaseStore(root=str(out)),
+                "device": ComputeDevice(),
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}},
+            instance=instance or _instance(),
+            tags=tags or {},
+            raise_on_error=False,
+        )
+    run_id = result.run_id
+    if result.success:
+        meta = result.asset_materializations_for_node("release")[0].metadata
+        return Outcome("published", f"published {meta['path'].value}", run_id, meta["path"].value)
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        for err in _error_chain(event.step_failure_data.error):
+            if err.cls_name == "BadInput":
+                return Outcome("bad_input", err.message.strip().splitlines()[-1].removeprefix("synth_pipeline.errors.BadInput: "), run_id)
+    refusal = out / cfg_dataset_dir(result) / "refusals" / f"{run_id}.json"
+    if failed or refusal.exists():
+        reasons = [f"{e.check_name}: {e.metadata['reason'].value}" for e in failed if "reason" in e.metadata]
+        if refusal.exists():
+            reasons = [f"{x['gate']}: {x['reason']}" for x in json.loads(refusal.read_text())["entries"]]
+        return Outcome("refused", "refused (nothing published): " + " | ".join(reasons), run_id, str(refusal))
+    errors = [e.step_failure_data.error.message.strip().splitlines()[0] for e in result.all_events if e.is_step_failure]
+    return Outcome("error", "run failed: " + (errors[0] if errors else "unknown error"), run_id)
+
+
+def cfg_dataset_dir(result) -> str:
+    """The dataset folder the run wrote under (from raw_table's materialization metadata)."""
+    mats = result.asset_materializations_for_node("raw_table")
+    return str(mats[0].metadata["dataset"].value) if mats else "_"
+
+
+def cmd_release(args) -> int:
+    from synth_pipeline.config import load_config
+
+    cfg = load_config(args.config).with_overrides(
+        data=args.data, target=args.target, generator=args.generator, seed=args.seed,
+        drop=_cols(args.drop), id_columns=_cols(args.id_columns),
+    )
+    print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {args.out}", file=sys.stderr)
+    outcome = run_release(cfg, Path(args.out), verbose=args.verbose)
+    print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
+    return outcome.exit_code
+
+
+def _read_table(path: str):
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"{p}: file not found")
+    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+
+
+def cmd_evaluate(args) -> int:
+    from synth_pipeline.config import load_config
+    from synth_pipeline.data import load_dataset
+    from synth_pipeline.evaluation import GATE_EVALUATORS, fidelity, privacy_metrics, run_gate, utility_metrics
+    from synth_pipeline.schema import conform
+
+    cfg = load_config(args.config).with_overrides(seed=args.seed)
+    schema = load_dataset(args.train, target=args.target).schema
+    try:
+        train, holdout, synthetic = (conform(_read_table(p), schema) for p in (args.train, args.holdout, args.synthetic))
+    except KeyError as e:
+        raise BadInput(f"holdout/synthetic table does not match the train columns: {e}") from None
+    gates = [run_gate(g, synthetic, train, holdout, schema, cfg) for g in GATE_EVALUATORS]
+    reports = {
+        name: [m.to_dict() for m in fn(synthetic, train, holdout, schema, cfg)]
+        for name, fn in (("fidelity", fidelity), ("utility", utility_metrics), ("privacy", privacy_metrics))
+    }
+    verdict = "pass" if all(g.passed for g in gates) else "refuse"
+    if args.json:
+        print(json.dumps({"verdict": verdict, "gates": [g.to_dict() for g in gates], "reports": reports}, indent=2, default=str))
+    else:
+        for g in gates:
+            print(f"{g.gate:18s} {'pass' if g.passed else 'REFUSE':7s} {g.reason}")
+        print(f"verdict: {verdict}")
+    return EXIT_OK
+
+
+def cmd_audit(args) -> int:
+    from synth_pipeline.release import audit
+
+    result = audit(Path(args.release_dir))
+    if result.ok:
+        print(f"{args.release_dir}: intact")
+        return EXIT_OK
+    for p in result.problems:
+        print(f"{args.release_dir}: {p}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_generators(args) -> int:
+    from synth_pipeline.generators.base import available
+
+    for name, summary in available().items():
+        print(f"{name:18s} {summary}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="synth-pipeline", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("release", help="run the gated release for one dataset")
+    r.add_argument("--data", help="bundled dataset name (flchain, actg175, gbsg2) or a CSV / Parquet / ARFF path")
+    r.add_argument("--target", help="target column (required for a path)")
+    r.add_argument("--generator", help="generator name (see `synth-pipeline generators`)")
+    r.add_argument("--out", required=True, help="release root folder")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig); flags override it")
+    r.add_argument("--drop", help="comma-separated columns to drop (e.g. leaky outcome columns)")
+    r.add_argument("--id-columns", help="comma-separated identifier columns to remove")
+    r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
+    r.set_defaults(func=cmd_release)
+
+    e = sub.add_parser("evaluate", help="compute the gates and reports for existing tables")
+    e.add_argument("--train", required=True)
+    e.add_argument("--holdout", required=True)
+    e.add_argument("--synthetic", required=True)
+    e.add_argument("--target", required=True)
+    e.add_argument("--seed", type=int)
+    e.add_argument("--config", type=Path)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("audit", help="re-verify a published release folder")
+    a.add_argument("release_dir")
+    a.set_defaults(func=cmd_audit)
+
+    g = sub.add_parser("generators", help="list the generators")
+    g.set_defaults(func=cmd_generators)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BadInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""What the gates and reports compute, in one place, for the Dagster checks and the CLI alike."""
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from synth_pipeline.config import RunConfig
+from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_gate
+from synth_pipeline.metrics.base import MetricResult, missing
+from synth_pipeline.metrics.fidelity import fidelity_metrics
+from synth_pipeline.metrics.privacy import dcr_metrics, linkability
+from synth_pipeline.metrics.utility import tstr
+from synth_pipeline.schema import Schema
+
+GateEvaluator = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema, RunConfig], GateResult]
+
+
+def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> MetricResult:
+    return linkability(
+        train, holdout, candidate, schema, n_attacks=cfg.link_attacks, seed=cfg.seed,
+        threshold=cfg.thresholds.linkability_ci_high_max,
+    )
+
+
+def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), _link_metric(candidate, train, holdout, schema, cfg)]
+
+
+def utility_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    return tstr(train, holdout, candidate, schema, seed=cfg.seed)
+
+
+def fidelity(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    return fidelity_metrics(train, candidate, schema, seed=cfg.seed)
+
+
+def _dcr(candidate, train, holdout, schema, cfg) -> GateResult:
+    return dcr_gate(dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), cfg.thresholds)
+
+
+def _linkability(candidate, train, holdout, schema, cfg) -> GateResult:
+    return linkability_gate(_link_metric(candidate, train, holdout, schema, cfg), cfg.thresholds)
+
+
+def _tstr(candidate, train, holdout, schema, cfg) -> GateResult:
+    return tstr_gate(utility_metrics(candidate, train, holdout, schema, cfg), cfg.thresholds)
+
+
+GATE_EVALUATORS: dict[str, GateEvaluator] = {"dcr_gate": _dcr, "linkability_gate": _linkability, "tstr_gate": _tstr}
+
+
+def run_gate(name: str, candidate, train, holdout, schema: Schema, cfg: RunConfig) -> GateResult:
+    """Evaluate one gate; a gate whose metric cannot be computed refuses, it never passes silently."""
+    try:
+        return GATE_EVALUATORS[name](candidate, train, holdout, schema, cfg)
+    except Exception as e:  # noqa: BLE001 - any failure to compute is a refusal with its reason
+        m = missing(name, f"{type(e).__name__}: {e}")
+        return GateResult(gate=name, passed=False, reason=f"could not compute: {m.error}", metrics=(m,))
