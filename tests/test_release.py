@@ -1,7 +1,6 @@
 """Core release mechanics: gate decision, atomic append-only publish, refusal records, audit."""
 
 import json
-import os
 
 import pandas as pd
 import pytest
