@@ -141,7 +141,9 @@ class BaseGenerator:
                 rows = np.flatnonzero(labels == label)
                 part = conform(self._draw(len(rows), seed, label), self.schema)
                 if len(part) != len(rows):
-                    raise GeneratorError(f"{self.name}: produced {len(part)} rows of class '{label}', {len(rows)} requested")
+                    raise GeneratorError(
+                        f"{self.name}: produced {len(part)} rows of class '{label}', {len(rows)} requested"
+                    )
                 parts.append(part.set_axis(rows))
             out = pd.concat(parts).sort_index().reset_index(drop=True)
         if len(out) != n:
@@ -191,7 +193,7 @@ class BaseGenerator:
             raise GeneratorError(f"{path}: holds generator '{meta['name']}', not '{cls.name}'")
         for f, digest in meta["files"].items():
             if not (path / f).is_file() or file_sha256(path / f) != digest:
-                raise GeneratorError(f"{cls.name}: {path / f} is missing or does not match its recorded sha256")
+                raise GeneratorError(f"{cls.name}: {path / f} is missing or differs from its recorded sha256")
         gen = cls(**meta["params"])
         gen.schema = Schema.from_dict(meta["schema"])
         gen.target = meta["target"]
