@@ -1,0 +1,114 @@
+"""The whole asset graph through dagster.materialize (via the CLI's runner) on real tables.
+
+These are the product's promises: the default release passes on FLCHAIN and ACTG175; the copy
+controls are refused by the DCR and linkability gates with nothing published; the same seed gives
+byte-identical data; no released row is a training row; a stale gate result cannot release.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
+from synth_pipeline.cli import run_release
+from synth_pipeline.config import RunConfig
+from synth_pipeline.definitions import ASSETS, GATE_CHECKS, defs
+from synth_pipeline.release import audit, exact_row_matches
+
+FAST = {"link_attacks": 500}
+
+
+def _release(tmp_path: Path, data: str, generator: str, seed: int = 0, name: str = "out"):
+    cfg = RunConfig.from_dict({"data": data, "generator": generator, "seed": seed, **FAST})
+    out = tmp_path / name
+    return run_release(cfg, out, instance=dg.DagsterInstance.ephemeral()), out
+
+
+def _published_dirs(out: Path) -> list[Path]:
+    return [p for p in out.glob("*/*") if p.is_dir() and p.name != "refusals" and not p.name.startswith(".")]
+
+
+def test_definitions_load_with_the_contract_names():
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert keys == {"raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator",
+                    "synthetic_candidate", "fidelity_report", "utility_report", "privacy_report", "release"}
+    checks = {c.name for c in repo.asset_graph.asset_check_keys}
+    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate"}
+    assert defs.get_schedule_def("nightly_release").default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+@pytest.mark.parametrize("data", ["flchain", "actg175"])
+def test_default_release_passes_all_gates_and_is_audited(tmp_path, data):
+    outcome, out = _release(tmp_path, data, "gaussian_copula")
+    assert outcome.status == "published", outcome.message
+    [rel] = _published_dirs(out)
+    manifest = json.loads((rel / "manifest.json").read_text())
+    assert {g["gate"]: g["passed"] for g in manifest["gates"]} == {
+        "dcr_gate": True, "linkability_gate": True, "tstr_gate": True}
+    assert manifest["dataset"] == data and manifest["config"]["seed"] == 0
+    assert len(manifest["input"]["sha256"]) == 64 and manifest["dagster"]["run_id"] == outcome.run_id
+    assert set(manifest["dagster"]["lineage"]) >= {"raw_table", "train_split", "synthetic_candidate"}
+    assert audit(rel).ok
+    synthetic = pd.read_parquet(rel / "synthetic.parquet")
+    from synth_pipeline.data import load_dataset
+    from synth_pipeline.preprocess import model_table
+
+    loaded = load_dataset(data)
+    real = model_table(loaded.raw, loaded.schema)
+    assert exact_row_matches(synthetic, real) == 0  # nothing released equals any real row
+    assert not set(loaded.schema.drop) & set(synthetic.columns)
+    assert "<table>" in (rel / "report.html").read_text()
+
+
+@pytest.mark.parametrize("data", ["flchain", "actg175"])
+@pytest.mark.parametrize("control", ["copy", "perturbed_copy"])
+def test_copy_controls_are_refused_by_dcr_and_linkability(tmp_path, data, control):
+    outcome, out = _release(tmp_path, data, control)
+    assert outcome.status == "refused", outcome.message
+    assert outcome.exit_code == 3
+    assert _published_dirs(out) == []
+    refusal = json.loads(Path(outcome.path).read_text())
+    assert {"dcr_gate", "linkability_gate"} <= set(refusal["failing_gates"])
+    assert not any(p.suffix == ".parquet" for p in out.rglob("*"))
+
+
+def test_same_seed_gives_byte_identical_release_data(tmp_path):
+    first, out1 = _release(tmp_path, "flchain", "gaussian_copula", name="a")
+    second, out2 = _release(tmp_path, "flchain", "gaussian_copula", name="b")
+    assert first.status == second.status == "published"
+    [a], [b] = _published_dirs(out1), _published_dirs(out2)
+    assert (a / "synthetic.parquet").read_bytes() == (b / "synthetic.parquet").read_bytes()
+    assert a.name == b.name  # deterministic release id for the same day and candidate
+
+
+def _resources(tmp_path: Path, generator: str) -> dict:
+    return {
+        "settings": PipelineSettings(data="actg175", generator=generator, **FAST),
+        "io_manager": ParquetIOManager(base_dir=str(tmp_path / "work")),
+        "release_store": ReleaseStore(root=str(tmp_path / "out")),
+        "device": ComputeDevice(),
+    }
+
+
+def test_release_alone_refuses_when_the_candidate_changed_after_its_gates(tmp_path):
+    """A blocking check stops downstream only within its run: prove the release asset itself refuses
+    a candidate whose gate results are stale (the candidate was replaced after the checks ran)."""
+    instance = dg.DagsterInstance.ephemeral()
+    everything = [*ASSETS, *GATE_CHECKS]
+    ok = dg.materialize(everything, resources=_resources(tmp_path, "gaussian_copula"), instance=instance)
+    assert ok.success
+    # Replace the candidate with a copy of train *without* running the checks ...
+    swapped = dg.materialize(everything, selection=dg.AssetSelection.assets("fitted_generator", "synthetic_candidate").without_checks(),
+                             resources=_resources(tmp_path, "copy"), instance=instance)
+    assert swapped.success
+    # ... then materialize the release alone: its gate records are for the old candidate.
+    late = dg.materialize(everything, selection="release", resources=_resources(tmp_path, "copy"),
+                          instance=instance, raise_on_error=False)
+    assert not late.success
+    refusals = list((tmp_path / "out" / "actg175" / "refusals").glob(f"{late.run_id}.json"))
+    assert refusals and "another candidate" in refusals[0].read_text()
+    assert len(_published_dirs(tmp_path / "out")) == 1  # only the first, legitimate release
