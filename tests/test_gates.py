@@ -1,0 +1,106 @@
+"""Gate logic on hand-made metric results (the real-data verdicts are in test_privacy / test_utility):
+boundaries, readable reasons with the numbers, and refusal whenever evidence is missing."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from synth_pipeline.config import Thresholds
+from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_gate
+from synth_pipeline.metrics.base import MetricResult, missing
+
+T = Thresholds()
+
+
+def dcr(mem=0.05, share=0.5, copies=0, holdout_copies=0, n=1000, n_hold=500):
+    return [
+        MetricResult("memorisation_rate", mem, ci=(mem - 0.01, mem + 0.01)),
+        MetricResult("dcr_share", share, ci=(share - 0.03, share + 0.03)),
+        MetricResult("exact_copies", copies / n, detail={"synthetic_count": copies, "synthetic_rate": copies / n,
+                                                         "holdout_count": holdout_copies,
+                                                         "holdout_rate": holdout_copies / n_hold}),
+        MetricResult("nndr", 0.8),
+    ]
+
+
+def link(value, lo, hi, n=400):
+    return MetricResult("linkability", value, ci=(lo, hi), detail={"n_attacks": n})
+
+
+def ratio(value, tstr=0.8, trtr=0.85):
+    return MetricResult("tstr_ratio", value, detail={"best_tstr": tstr, "best_tstr_family": "gbm",
+                                                     "best_trtr": trtr, "best_trtr_family": "logreg"})
+
+
+def test_dcr_gate_passes_at_the_thresholds_and_fills_them_in():
+    g = dcr_gate(dcr(mem=0.10, share=0.60, copies=2, holdout_copies=1), T)
+    assert g.passed, g.reason
+    assert [(m.name, m.threshold, m.passed) for m in g.metrics] == [
+        ("memorisation_rate", 0.10, True), ("dcr_share", 0.60, True), ("exact_copies", 0.002, True)]
+    assert g.reason.startswith("dcr_gate passed:") and "0.100 ≤ 0.10" in g.reason
+
+
+@pytest.mark.parametrize(
+    ("kw", "text"),
+    [({"mem": 0.11}, "memorisation rate 0.110 > 0.10"),
+     ({"share": 0.61}, "DCR share 0.610 > 0.60"),
+     ({"copies": 1}, "exact-copy rate 0.0010 (1 rows) > the holdout's exact-match rate 0.0000")],
+)
+def test_dcr_gate_refuses_on_each_condition_and_says_which(kw, text):
+    g = dcr_gate(dcr(**kw), T)
+    assert not g.passed
+    assert g.reason.startswith(f"dcr_gate refused: {text}; holds:")
+
+
+def test_linkability_gate_pass_refuse_and_not_enough_evidence():
+    ok = linkability_gate(link(0.01, 0.0, 0.05), T)
+    assert ok.passed and "upper bound < 0.09" in ok.reason
+    assert ok.metrics[0].threshold == 0.09 and ok.metrics[0].passed
+    high = linkability_gate(link(0.45, 0.40, 0.50), T)
+    assert not high.passed and "estimate ≥ 0.09" in high.reason and "evidence" not in high.reason
+    unsure = linkability_gate(link(0.05, 0.0, 0.13, n=100), T)
+    assert not unsure.passed
+    assert "not enough evidence" in unsure.reason and "about 400 holdout rows" in unsure.reason
+    assert unsure.metrics[0].detail["rows_needed"] == 400
+    # the gate's own threshold decides, not the one the metric was computed with
+    stricter = linkability_gate(link(0.05, 0.0, 0.08, n=100), replace(T, linkability_ci_high_max=0.07))
+    assert not stricter.passed and stricter.metrics[0].detail["rows_needed"] == 225
+
+
+def test_tstr_gate_boundary():
+    assert tstr_gate([ratio(0.90)], T).passed
+    g = tstr_gate([ratio(0.899, tstr=0.70, trtr=0.85)], T)
+    assert not g.passed
+    assert g.reason == ("tstr_gate refused: best TSTR AUROC 0.700 (gbm) < 0.90 × best TRTR AUROC 0.850 (logreg), "
+                        "ratio 0.899.")
+    assert g.metrics[0].threshold == 0.90 and g.metrics[0].passed is False
+
+
+@pytest.mark.parametrize(
+    ("gate", "metric_name"),
+    [(lambda ms: dcr_gate(ms, T), "dcr_share"),
+     (lambda ms: linkability_gate(ms[0], T), "linkability"),
+     (lambda ms: tstr_gate(ms, T), "tstr_ratio")],
+)
+def test_a_missing_metric_refuses_every_gate(gate, metric_name):
+    why = "holdout has 4 rows; at least 10 are needed"
+    others = [m for m in dcr() if m.name != metric_name] if metric_name == "dcr_share" else []
+    g = gate([missing(metric_name, why), *others])
+    assert isinstance(g, GateResult) and not g.passed
+    assert f"metric {metric_name} was not computed ({why})" in g.reason
+
+
+def test_absent_or_nan_metrics_refuse():
+    g = dcr_gate(dcr()[:2], T)
+    assert not g.passed and "metric exact_copies was not provided" in g.reason
+    assert not tstr_gate([], T).passed
+    assert not tstr_gate([ratio(float("nan"))], T).passed
+    assert "no confidence interval" in linkability_gate(MetricResult("linkability", 0.0), T).reason
+
+
+def test_gate_result_serialises():
+    g = dcr_gate(dcr(), T)
+    d = json.loads(json.dumps(g.to_dict()))
+    assert d["gate"] == "dcr_gate" and d["passed"] is True and len(d["metrics"]) == 3
+    assert d["metrics"][0]["threshold"] == 0.10

@@ -1,0 +1,266 @@
+"""Privacy metrics on real FLCHAIN: a fresh real sample must look like fresh data, a copy and a lightly
+perturbed copy must not, and the nearest-neighbour engine must be exact."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from _flchain import flchain, noisy_copy, split
+from sklearn.neighbors import NearestNeighbors
+
+from synth_pipeline.config import Thresholds
+from synth_pipeline.gates import dcr_gate, linkability_gate
+from synth_pipeline.metrics.privacy import (
+    DCR_NAMES,
+    dcr_metrics,
+    fit_embedding,
+    linkability,
+    nearest,
+    rows_needed,
+    wilson_interval,
+)
+from synth_pipeline.schema import ColumnSpec, Schema
+
+T = Thresholds()
+
+
+@pytest.fixture(scope="module")
+def data():
+    """train (70%) and holdout (30%), as the pipeline splits; copies are judged against this holdout."""
+    df, schema = flchain()
+    train, holdout = split(df, schema)
+    return train, holdout, schema
+
+
+@pytest.fixture(scope="module")
+def fresh_data(data):
+    """A fresh real sample as the "synthetic" table: the holdout halved, one half judged against the
+    other. (The holdout itself as synthetic would sit at distance 0 from the holdout: share 0.)"""
+    train, holdout, schema = data
+    half, fresh = split(holdout, schema, test_size=0.5, seed=1)
+    return train, half, fresh, schema
+
+
+def by_name(results):
+    return {m.name: m for m in results}
+
+
+@pytest.fixture(scope="module")
+def fresh_dcr(fresh_data):
+    train, holdout, fresh, schema = fresh_data
+    return by_name(dcr_metrics(train, holdout, fresh, schema, seed=0))
+
+
+@pytest.fixture(scope="module")
+def copy_dcr(data):
+    train, holdout, schema = data
+    return by_name(dcr_metrics(train, holdout, train, schema, seed=0))
+
+
+# --- nearest() ---------------------------------------------------------------------------------
+
+
+def test_nearest_matches_sklearn_brute_on_random_data():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(1500, 13)) * rng.uniform(0.1, 10, size=13)
+    query = rng.normal(size=(700, 13)) * rng.uniform(0.1, 10, size=13)
+    dist, idx = nearest(query, ref, k=2, block_rows=64, block_cols=256)  # small blocks: exercise the merging
+    sk_dist, sk_idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(ref).kneighbors(query)
+    np.testing.assert_array_equal(idx, sk_idx)
+    np.testing.assert_allclose(dist, sk_dist, rtol=1e-10, atol=1e-10)
+    assert (dist[:, 0] <= dist[:, 1]).all()
+
+
+def test_nearest_reports_exactly_zero_for_copies_far_from_the_origin():
+    rng = np.random.default_rng(1)
+    ref = 1e4 + rng.normal(size=(2000, 20))  # large offset: float32 ||a||²+||b||²-2ab alone would not give 0
+    order = rng.permutation(len(ref))
+    dist, idx = nearest(ref[order], ref, k=2, block_rows=300, block_cols=700)
+    assert (dist[:, 0] == 0.0).all()
+    np.testing.assert_array_equal(idx[:, 0], order)
+    assert (dist[:, 1] > 0).all()
+
+
+def test_nearest_is_independent_of_block_sizes():
+    rng = np.random.default_rng(2)
+    ref, query = rng.normal(size=(900, 5)), rng.normal(size=(333, 5))
+    a = nearest(query, ref, k=3)
+    b = nearest(query, ref, k=3, block_rows=7, block_cols=50)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_nearest_breaks_ties_by_lower_index_and_rejects_bad_k():
+    ref = np.array([[0.0], [1.0], [1.0], [0.0]])
+    dist, idx = nearest(np.array([[0.0]]), ref, k=3)
+    assert idx.tolist() == [[0, 3, 1]] and dist.tolist() == [[0.0, 0.0, 1.0]]
+    with pytest.raises(ValueError):
+        nearest(np.zeros((1, 1)), ref, k=5)
+
+
+# --- embedding ---------------------------------------------------------------------------------
+
+
+def test_embedding_mismatch_costs_one_and_handles_nan_unseen_and_zero_spread():
+    schema = Schema(
+        dataset="toy", target="y",
+        columns=(ColumnSpec("x", "numeric"), ColumnSpec("flat", "numeric"), ColumnSpec("c", "categorical"),
+                 ColumnSpec("y", "categorical")),
+    )
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, np.nan], "flat": [5.0] * 5,
+                          "c": ["a", "b", "a", np.nan, "b"], "y": ["0", "1", "0", "1", "0"]}, dtype=object)
+    train[["x", "flat"]] = train[["x", "flat"]].astype(float)
+    emb = fit_embedding(train, schema)
+    rows = pd.DataFrame({"x": [2.5, 2.5, 2.5, 2.5, np.nan], "flat": [5.0, 5.0, 5.0, 5.0, 7.0],
+                         "c": ["a", "b", "zzz", np.nan, "a"], "y": ["0", "0", "0", "0", "0"]})
+    e = emb.transform(rows)
+    assert np.isfinite(e).all() and e.shape == (5, emb.dim)
+    sq = ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+    # one categorical mismatch — another level, an unseen level, or missing — costs exactly 1
+    assert sq[0, 1] == pytest.approx(1.0) and sq[0, 2] == pytest.approx(1.0) and sq[0, 3] == pytest.approx(1.0)
+    assert sq[2, 3] == pytest.approx(1.0)
+    # a missing numeric sits at the median with its indicator set; a constant column is not scaled by 0
+    assert emb.scale[1] == 1.0
+    assert sq[0, 4] == pytest.approx(((2.5 - 2.5) / emb.scale[0]) ** 2 + 1.0 + 4.0)
+
+
+# --- DCR ---------------------------------------------------------------------------------------
+
+
+def test_fresh_real_sample_scores_like_fresh_data_and_passes(fresh_dcr):
+    mem, share, exact = fresh_dcr["memorisation_rate"], fresh_dcr["dcr_share"], fresh_dcr["exact_copies"]
+    assert 0.02 <= mem.value <= 0.09
+    assert mem.detail["holdout_rate"] == pytest.approx(0.05, abs=0.01)
+    assert 0.45 <= share.value <= 0.55 and share.ci[0] < 0.5 < share.ci[1]
+    assert exact.value == 0.0 and exact.detail["holdout_count"] == 0
+    q = mem.detail["dcr_quantiles"]
+    assert q["synthetic_to_train"]["p50"] == pytest.approx(q["holdout_to_train"]["p50"], rel=0.15)
+    assert 0.7 <= fresh_dcr["nndr"].value <= 0.95
+    gate = dcr_gate(list(fresh_dcr.values()), T)
+    assert gate.passed, gate.reason
+    assert all(m.passed and m.threshold is not None for m in gate.metrics)
+
+
+def test_copy_of_train_is_refused(copy_dcr):
+    mem, share, exact = copy_dcr["memorisation_rate"], copy_dcr["dcr_share"], copy_dcr["exact_copies"]
+    assert mem.value == 1.0
+    assert exact.value == 1.0 and exact.detail["synthetic_count"] == exact.detail["synthetic_rate"] * 5511
+    assert 0.65 <= share.value <= 0.75
+    assert copy_dcr["nndr"].value == 0.0
+    gate = dcr_gate(list(copy_dcr.values()), T)
+    assert not gate.passed
+    assert "memorisation rate 1.000 > 0.10" in gate.reason and "exact-copy rate 1.0000" in gate.reason
+
+
+def test_lightly_perturbed_copy_is_refused_by_dcr(data):
+    train, holdout, schema = data
+    res = by_name(dcr_metrics(train, holdout, noisy_copy(train, schema), schema, seed=0))
+    assert res["memorisation_rate"].value > 0.3
+    assert res["dcr_share"].value > 0.65
+    assert res["exact_copies"].value < 0.05  # the noise removed most exact copies, not the closeness
+    gate = dcr_gate(list(res.values()), T)
+    assert not gate.passed and "memorisation" in gate.reason
+
+
+def test_dcr_is_deterministic_for_a_seed(fresh_data, fresh_dcr):
+    train, holdout, fresh, schema = fresh_data
+    again = by_name(dcr_metrics(train, holdout, fresh, schema, seed=0))
+    assert {n: m.value for n, m in again.items()} == {n: m.value for n, m in fresh_dcr.items()}
+
+
+@pytest.mark.parametrize("case", ["empty synthetic", "tiny holdout"])
+def test_dcr_unusable_inputs_return_missing(fresh_data, case):
+    train, holdout, fresh, schema = fresh_data
+    syn, hold = (fresh.iloc[:0], holdout) if case == "empty synthetic" else (fresh, holdout.iloc[:9])
+    res = dcr_metrics(train, hold, syn, schema, seed=0)
+    assert [m.name for m in res] == list(DCR_NAMES)
+    assert all(not m.computed and m.error for m in res)
+    assert ("empty" in res[0].error) if case == "empty synthetic" else ("9 rows" in res[0].error)
+    assert not dcr_gate(res, T).passed
+
+
+def test_wilson_interval_brackets_the_proportion():
+    lo, hi = wilson_interval(50, 100)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.192, abs=0.005)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0) and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+# --- linkability -------------------------------------------------------------------------------
+
+
+def test_linkability_fresh_sample_passes(fresh_data):
+    train, holdout, fresh, schema = fresh_data
+    m = linkability(train, holdout, fresh, schema, seed=0)
+    assert m.computed and m.ci[1] < T.linkability_ci_high_max
+    assert m.detail["n_attacks"] == min(1000, len(holdout))
+    first, second = m.detail["aux_cols"]
+    assert set(first + second) == set(schema.features) | {"creatinine__missing"}
+    assert ("kappa" in first) != ("lambda" in first)  # the two most distinct-valued columns are split
+    assert "creatinine__missing" in (first if "creatinine" in first else second)  # indicator follows its column
+    assert linkability_gate(m, T).passed
+
+
+def test_linkability_copy_is_high_risk_and_refused(data):
+    train, holdout, schema = data
+    m = linkability(train, holdout, train, schema, seed=0)
+    assert m.value > 0.3 and m.ci[0] > 0.3
+    assert m.detail["attack_rate"] > 10 * m.detail["control_rate"]
+    gate = linkability_gate(m, T)
+    assert not gate.passed and "estimate ≥ 0.09" in gate.reason
+
+
+def test_linkability_perturbed_copy_is_refused(data):
+    # Near the threshold on FLCHAIN (risk ≈ 0.11): its 8 features are few and its lab values coarse,
+    # so 0.05×std noise hides many links from a 1-NN attacker. The DCR gate is the wide-margin catch.
+    train, holdout, schema = data
+    m = linkability(train, holdout, noisy_copy(train, schema), schema, seed=0)
+    assert m.value >= T.linkability_ci_high_max
+    assert not linkability_gate(m, T).passed
+
+
+def test_linkability_is_seeded(data):
+    train, holdout, schema = data
+    small = holdout.iloc[:200]
+    a = linkability(train, small, train, schema, seed=3)
+    b = linkability(train, small, train, schema, seed=3)
+    assert (a.value, a.ci) == (b.value, b.ci)
+
+
+def test_linkability_small_holdout_is_refused_for_lack_of_evidence_until_enough_rows(fresh_data):
+    # A fresh real sample links nothing, but 20 holdout rows cannot show that with confidence.
+    train, holdout, fresh, schema = fresh_data
+    m = linkability(train, holdout.iloc[:20], fresh, schema, seed=0)
+    assert m.value < T.linkability_ci_high_max <= m.ci[1]
+    gate = linkability_gate(m, T)
+    assert not gate.passed and "not enough evidence" in gate.reason
+    needed = gate.metrics[0].detail["rows_needed"]
+    assert needed > 20 and f"about {needed} holdout rows" in gate.reason
+    assert linkability_gate(linkability(train, holdout.iloc[:needed], fresh, schema, seed=0), T).passed
+
+
+def test_linkability_tolerates_missing_categories(fresh_data):
+    train, holdout, fresh, schema = fresh_data
+    rng = np.random.default_rng(0)
+
+    def holes(df):
+        df = df.copy()
+        df.loc[rng.random(len(df)) < 0.2, "sex"] = np.nan
+        return df
+
+    m = linkability(holes(train.iloc[:1500]), holes(holdout.iloc[:300]), holes(fresh.iloc[:300]), schema, seed=0)
+    assert m.computed and math.isfinite(m.value)
+
+
+def test_linkability_missing_on_unusable_input(fresh_data):
+    train, holdout, fresh, schema = fresh_data
+    m = linkability(train, holdout, fresh.iloc[:0], schema)
+    assert not m.computed and "empty" in m.error
+    assert not linkability_gate(m, T).passed
+
+
+def test_rows_needed_scales_with_the_square_of_the_interval():
+    assert rows_needed(100, 0.05, 0.13, 0.09) == 400  # half-width 0.08 must become 0.04: 4x the rows
+    assert rows_needed(100, 0.05, 0.08, 0.09) is None  # already conclusive
+    assert rows_needed(100, 0.10, 0.20, 0.09) is None  # more rows cannot help
+    assert rows_needed(100, 0.05, 0.09, 0.09) == 101
