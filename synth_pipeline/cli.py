@@ -79,7 +79,7 @@ def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] |
         for err in _error_chain(event.step_failure_data.error):
             if err.cls_name == "BadInput":
                 return Outcome("bad_input", err.message.strip().splitlines()[-1].removeprefix("synth_pipeline.errors.BadInput: "), run_id)
-    refusal = out / cfg_dataset_dir(result) / "refusals" / f"{run_id}.json"
+    refusal = out / _dataset_of(result) / "refusals" / f"{run_id}.json"
     if failed or refusal.exists():
         reasons = [f"{e.check_name}: {e.metadata['reason'].value}" for e in failed if "reason" in e.metadata]
         if refusal.exists():
@@ -89,7 +89,7 @@ def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] |
     return Outcome("error", "run failed: " + (errors[0] if errors else "unknown error"), run_id)
 
 
-def cfg_dataset_dir(result) -> str:
+def _dataset_of(result) -> str:
     """The dataset folder the run wrote under (from raw_table's materialization metadata)."""
     mats = result.asset_materializations_for_node("raw_table")
     return str(mats[0].metadata["dataset"].value) if mats else "_"

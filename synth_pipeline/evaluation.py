@@ -23,14 +23,17 @@ def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> M
 
 
 def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), and linkability."""
     return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), _link_metric(candidate, train, holdout, schema, cfg)]
 
 
 def utility_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """TSTR vs TRTR AUROC on the real holdout, per model family, and their ratio."""
     return tstr(train, holdout, candidate, schema, seed=cfg.seed)
 
 
 def fidelity(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """Column shapes, pairwise trends and missing-value rates, synthetic vs train."""
     return fidelity_metrics(train, candidate, schema, seed=cfg.seed)
 
 

@@ -18,7 +18,7 @@ from synth_pipeline.config import RunConfig
 from synth_pipeline.definitions import ASSETS, GATE_CHECKS, defs
 from synth_pipeline.release import audit, exact_row_matches
 
-FAST = {"link_attacks": 500}
+FAST: dict = {}  # the product defaults (1000 linkability attacks)
 
 
 def _release(tmp_path: Path, data: str, generator: str, seed: int = 0, name: str = "out"):
@@ -112,3 +112,19 @@ def test_release_alone_refuses_when_the_candidate_changed_after_its_gates(tmp_pa
     refusals = list((tmp_path / "out" / "actg175" / "refusals").glob(f"{late.run_id}.json"))
     assert refusals and "another candidate" in refusals[0].read_text()
     assert len(_published_dirs(tmp_path / "out")) == 1  # only the first, legitimate release
+
+
+def test_nightly_schedule_requests_one_isolated_run_per_bundled_dataset():
+    from datetime import datetime, timezone
+
+    from assets.schedules import nightly_release
+    from synth_pipeline.data import BUNDLED
+
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 2, tzinfo=timezone.utc))
+    requests = list(nightly_release(context))
+    assert sorted(r.tags["synth/dataset"] for r in requests) == sorted(BUNDLED)
+    assert {r.run_key for r in requests} == {f"{d}-20261125" for d in BUNDLED}
+    lanes = {r.run_config["resources"]["io_manager"]["config"]["base_dir"] for r in requests}
+    assert len(lanes) == len(BUNDLED)  # concurrent nightly runs never share intermediate files
+    for r in requests:
+        assert r.run_config["resources"]["settings"]["config"]["data"] == r.tags["synth/dataset"]
