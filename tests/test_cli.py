@@ -33,7 +33,10 @@ def _bad_inputs(tmp: Path, flchain_csv: Path) -> dict[str, tuple[list[str], str]
     one_class = tmp / "one_class.csv"
     df = pd.read_csv(flchain_csv)
     df.assign(death="dead").to_csv(one_class, index=False)
+    tiny = tmp / "tiny.csv"
+    df.groupby("death").head(6).to_csv(tiny, index=False)
     return {
+        "too few rows (a failed expectation)": (["--data", str(tiny), "--target", "death"], "expect_table_row_count"),
         "missing file": (["--data", str(tmp / "nope.csv"), "--target", "death"], "nope.csv"),
         "unknown target": (["--data", str(flchain_csv), "--target", "outcome"], "outcome"),
         "one-class target": (["--data", str(one_class), "--target", "death"], "1 class"),
@@ -43,7 +46,7 @@ def _bad_inputs(tmp: Path, flchain_csv: Path) -> dict[str, tuple[list[str], str]
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "unknown target", "one-class target", "empty table", "header only",
+@pytest.mark.parametrize("case", ["too few rows (a failed expectation)", "missing file", "unknown target", "one-class target", "empty table", "header only",
                                   "unknown generator"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flchain_csv, case):
     args, needle = _bad_inputs(tmp_path, flchain_csv)[case]
