@@ -1,13 +1,34 @@
-"""A short, self-contained report.html: what was released, from what, and why it passed or not."""
+"""A self-contained report.html (inline CSS, plots as inline PNGs; no external resource) for a
+release (`render_report`) or a refusal record (`render_refusal`).
+
+Both render from the manifest / refusal document's own fields, so the page can never disagree with
+it. Plots come from `synth_pipeline.plots`, which only sees aggregates (`manifest["plots_data"]`,
+under the small-cell rule) and the metric dicts, never real rows.
+"""
 
 import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from synth_pipeline import plots
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1280px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em} td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px;
+vertical-align:top} th{background:#f4f4f4}
+tr.pass td.verdict{color:#176117;font-weight:600} tr.fail td{background:#fdecea} tr.fail td.verdict{color:#a11;
+font-weight:600} code{background:#f4f4f4} .refused{color:#a11} .published{color:#176117}
+.plots{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start} figure{margin:0;width:min-content}
+figcaption{font-size:12px;color:#555} img.plot{display:block;border:1px solid #eee}
+.note{font-size:13px;color:#555}
+"""
+
 
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
@@ -15,14 +36,18 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _verdict(passed: Any) -> str:
+    return {True: "pass", False: "fail"}.get(passed, "")
+
+
 def _metric_rows(metrics: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for m in metrics:
-        status = {True: "pass", False: "fail", None: ""}[m.get("passed")]
+        status = _verdict(m.get("passed"))
         note = m.get("error") or m.get("compared") or ""
         rows.append(
             f"<tr class='{status}'><td>{_fmt(m['name'])}</td><td>{_fmt(m.get('value'))}</td>"
-            f"<td>{_fmt(m.get('ci'))}</td><td>{_fmt(m.get('threshold'))}</td><td>{status}</td>"
+            f"<td>{_fmt(m.get('ci'))}</td><td>{_fmt(m.get('threshold'))}</td><td class='verdict'>{status}</td>"
             f"<td>{_fmt(note)}</td></tr>"
         )
     return (
@@ -31,38 +56,112 @@ def _metric_rows(metrics: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _gate_table(gates: Sequence[Mapping[str, Any]], table_id: str = "gate-table") -> str:
+    """One row per gate metric: value, CI, threshold and the metric's verdict, under the gate's own
+    verdict and one-sentence reason."""
+    rows = []
+    for g in gates:
+        ms = list(g.get("metrics") or []) or [{}]
+        gate_verdict = "pass" if g.get("passed") else "REFUSE"
+        head = (f"<td rowspan='{len(ms)}'>{_fmt(g.get('gate'))}</td>"
+                f"<td rowspan='{len(ms)}' class='verdict'>{gate_verdict}</td>")
+        for i, m in enumerate(ms):
+            status = _verdict(m.get("passed"))
+            cells = (f"<td>{_fmt(m.get('name'))}</td><td>{_fmt(m.get('value'))}</td><td>{_fmt(m.get('ci'))}</td>"
+                     f"<td>{_fmt(m.get('threshold'))}</td><td class='verdict'>{status}</td>")
+            reason = f"<td rowspan='{len(ms)}'>{_fmt(g.get('reason'))}</td>" if i == 0 else ""
+            cls = _verdict(g.get("passed")) if i == 0 else status
+            rows.append(f"<tr class='{cls}'>{head if i == 0 else ''}{cells}{reason}</tr>")
+    return (f"<table id='{table_id}'><tr><th>gate</th><th>gate verdict</th><th>metric</th><th>value</th>"
+            "<th>95% CI</th><th>threshold</th><th>metric verdict</th><th>reason</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _figure(fragment: str) -> str:
+    """Wrap an <img> in a <figure> whose caption repeats its alt text (the numbers, for readers
+    without images)."""
+    alt = fragment.split('alt="', 1)[1].split('"', 1)[0] if 'alt="' in fragment else ""
+    return f"<figure>{fragment}<figcaption>{alt}</figcaption></figure>"
+
+
+def _plots_section(plots_data: Mapping[str, Any] | None, reports: Mapping[str, Any]) -> str:
+    figs = plots.all_plots(plots_data, reports)
+    if not figs:
+        return ""
+    dist = {k: v for k, v in figs.items() if k.startswith("plot-dist-")}
+    top = {k: v for k, v in figs.items() if k not in dist}
+    out = ["<h2 id='plots'>Plots</h2>", "<div class='plots'>", *map(_figure, top.values()), "</div>"]
+    if dist:
+        rule = (plots_data or {}).get("columns", {}).get("min_cell_count", plots.MIN_CELL_COUNT)
+        out += [
+            "<h3>Per-column distributions: real (train) vs synthetic</h3>",
+            f"<p class='note'>Small-cell rule: no bar or bin shows fewer than {rule} real rows. Smaller real "
+            "bins are merged into a neighbour, rare categories pooled as “other” (zeroed and marked "
+            "&lt;5 if still too small); bin edges are round numbers inside the real 1st–99th percentiles, "
+            "with hatched open-ended tails. Real extremes are never printed.</p>",
+            "<div class='plots'>", *map(_figure, dist.values()), "</div>",
+        ]
+    return "\n".join(out)
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>\n"
+            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
 def render_report(manifest: Mapping[str, Any]) -> str:
-    """Render from the manifest's own fields, so the report can never disagree with it."""
+    """The release page: header, gate table, plots (when `plots_data` or metric reports allow), and
+    every metric of the fidelity, utility and privacy reports."""
     gates = manifest.get("gates", [])
-    gate_rows = "".join(
-        f"<tr class='{'pass' if g['passed'] else 'fail'}'><td>{_fmt(g['gate'])}</td>"
-        f"<td>{'pass' if g['passed'] else 'REFUSE'}</td><td>{_fmt(g['reason'])}</td></tr>"
-        for g in gates
-    )
+    reports = manifest.get("reports", {}) or {}
     sections = "".join(
         f"<h2>{_fmt(name.capitalize())}</h2>" + _metric_rows(rep.get("metrics", []))
-        for name, rep in manifest.get("reports", {}).items()
+        for name, rep in reports.items()
     )
     cfg = manifest.get("config", {})
     inp = manifest.get("input", {})
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>synth-pipeline release {_fmt(manifest.get('release_id'))}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:0.5em 0 1.5em}} td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px}}
-tr.pass td:nth-child(2){{color:#176117}} tr.fail td{{background:#fdecea}} code{{background:#f4f4f4}}
-</style></head><body>
-<h1>Synthetic release: {_fmt(manifest.get('dataset'))}</h1>
-<p><b>Verdict: {_fmt(manifest.get('verdict'))}</b> · release <code>{_fmt(manifest.get('release_id'))}</code>
+    verdict = str(manifest.get("verdict", ""))
+    body = f"""<h1>Synthetic release: {_fmt(manifest.get('dataset'))}</h1>
+<p><b>Verdict: <span class='{'published' if verdict == 'published' else 'refused'}'>{_fmt(verdict)}</span></b>
+· release <code>{_fmt(manifest.get('release_id'))}</code>
 · generator <code>{_fmt(cfg.get('generator'))}</code> · seed {_fmt(cfg.get('seed'))}
 · {_fmt(manifest.get('n_rows'))} synthetic rows</p>
 <p>Input <code>{_fmt(inp.get('path'))}</code> sha256 <code>{_fmt(inp.get('sha256'))}</code>;
 train {_fmt(inp.get('train_rows'))} rows, holdout {_fmt(inp.get('holdout_rows'))} rows.
 Dagster run <code>{_fmt(manifest.get('dagster', {}).get('run_id'))}</code>.</p>
 <h2>Gates</h2>
-<table><tr><th>gate</th><th>verdict</th><th>reason</th></tr>{gate_rows}</table>
+{_gate_table(gates)}
+{_plots_section(manifest.get('plots_data'), reports)}
 {sections}
 <p>Every file in this folder is listed with its sha256 in <code>manifest.json</code>;
-<code>synth-pipeline audit &lt;folder&gt;</code> re-verifies them.</p>
-</body></html>
-"""
+<code>synth-pipeline audit &lt;folder&gt;</code> re-verifies them. The plotted numbers are in
+<code>manifest.json</code> under <code>plots_data</code> and <code>reports</code>.</p>"""
+    return _page(f"synth-pipeline release {_fmt(manifest.get('release_id'))}", body)
+
+
+def render_refusal(doc: Mapping[str, Any]) -> str:
+    """The refusal page for a `refusals/<run_id>.json` record: which gates refused and why, each
+    entry's metrics (value, CI, threshold, verdict), and the DCR / TSTR plots its metrics allow.
+    Nothing was published; no synthetic rows or real rows are shown."""
+    entries = list(doc.get("entries", []))
+    failing = list(doc.get("failing_gates") or sorted({e.get("gate") for e in entries if not e.get("passed")}))
+    metrics = [m for e in entries for m in (e.get("metrics") or [])]
+    figs = [f for f in (plots.dcr_plot(metrics), plots.tstr_plot(metrics)) if f]
+    plot_html = ("<h2 id='plots'>Plots</h2><div class='plots'>" + "".join(map(_figure, figs)) + "</div>") if figs else ""
+    cfg = next((e.get("config") for e in entries if e.get("config")), {}) or {}
+    shas = sorted({e.get("candidate_sha256") for e in entries if e.get("candidate_sha256")})
+    reasons = "".join(f"<li><b>{_fmt(e.get('gate'))}</b>: {_fmt(e.get('reason'))}</li>"
+                      for e in entries if not e.get("passed"))
+    body = f"""<h1>Synthetic release refused: {_fmt(doc.get('dataset'))}</h1>
+<p><b>Verdict: <span class='refused'>{_fmt(doc.get('verdict', 'refused'))}</span></b> — nothing was published.
+Dagster run <code>{_fmt(doc.get('run_id'))}</code>
+· generator <code>{_fmt(cfg.get('generator'))}</code> · seed {_fmt(cfg.get('seed'))}
+· candidate sha256 <code>{_fmt(', '.join(shas) or None)}</code></p>
+<p>Failing gates: <b>{_fmt(', '.join(map(str, failing)) or None)}</b></p>
+<ul id='refusal-reasons'>{reasons}</ul>
+<h2>Gates</h2>
+{_gate_table(entries)}
+{plot_html}
+<p class='note'>Recorded in <code>refusals/{_fmt(doc.get('run_id'))}.json</code>, last updated
+{_fmt(doc.get('updated_at'))}.</p>"""
+    return _page(f"synth-pipeline refusal {_fmt(doc.get('run_id'))}", body)
