@@ -13,6 +13,7 @@ from synth_pipeline.config import Thresholds
 from synth_pipeline.gates import dcr_gate, linkability_gate
 from synth_pipeline.metrics.privacy import (
     DCR_NAMES,
+    HISTOGRAM_BINS,
     dcr_metrics,
     fit_embedding,
     linkability,
@@ -61,42 +62,106 @@ def copy_dcr(data):
 # --- nearest() ---------------------------------------------------------------------------------
 
 
-def test_nearest_matches_sklearn_brute_on_random_data():
+BACKENDS = ["numpy", "torch"]
+
+
+def brute_force(query, ref, k):
+    """The definition: float64 direct differences for every pair, ordered by (distance, index)."""
+    diff = query[:, None, :] - ref[None, :, :]
+    dist = np.sqrt(np.einsum("...j,...j->...", diff, diff))
+    idx = np.broadcast_to(np.arange(len(ref)), dist.shape)
+    order = np.lexsort((idx, dist), axis=1)[:, :k]
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_matches_sklearn_brute_on_random_data(backend):
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(1500, 13)) * rng.uniform(0.1, 10, size=13)
     query = rng.normal(size=(700, 13)) * rng.uniform(0.1, 10, size=13)
-    dist, idx = nearest(query, ref, k=2, block_rows=64, block_cols=256)  # small blocks: exercise the merging
+    dist, idx = nearest(query, ref, k=2, block_rows=64, block_cols=256, backend=backend)  # small blocks: merging
     sk_dist, sk_idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(ref).kneighbors(query)
     np.testing.assert_array_equal(idx, sk_idx)
     np.testing.assert_allclose(dist, sk_dist, rtol=1e-10, atol=1e-10)
     assert (dist[:, 0] <= dist[:, 1]).all()
 
 
-def test_nearest_reports_exactly_zero_for_copies_far_from_the_origin():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_agrees_with_sklearn_and_brute_force_on_copies_and_ties(backend):
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(3000, 24))
+    ref[2000:2010] = ref[7]  # 11 identical rows: more tied neighbours than the float32 pass keeps spare
+    query = np.vstack([rng.normal(size=(400, 24)), ref[[7, 2005, 42, 2999]], ref[100:150] + 1e-9])
+    # block_cols = 1024: the grouped top-k of the torch backend is on (1024 / 16 columns per group)
+    dist, idx = nearest(query, ref, k=2, block_rows=128, block_cols=1024, backend=backend)
+    bf_dist, bf_idx = brute_force(query, ref, 2)
+    np.testing.assert_array_equal(idx, bf_idx)
+    np.testing.assert_array_equal(dist, bf_dist)
+    assert idx[400:402].tolist() == [[7, 2000], [7, 2000]] and (dist[400:404, 0] == 0.0).all()
+    sk_dist, sk_idx = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(ref).kneighbors(query)
+    np.testing.assert_allclose(dist, sk_dist, rtol=1e-6, atol=1e-6)
+    untied = np.abs(dist[:, 1] - dist[:, 0]) > 1e-6
+    np.testing.assert_array_equal(idx[untied], sk_idx[untied])
+
+
+def test_nearest_backends_return_identical_answers_even_on_mass_ties():
+    rng = np.random.default_rng(6)
+    points = rng.integers(0, 3, size=(6, 5)).astype(float)  # categorical-like: few distinct rows
+    ref = np.vstack([points[rng.integers(0, 6, size=4000)], rng.normal(size=(500, 5))])
+    query = np.vstack([points[rng.integers(0, 6, size=60)], rng.normal(size=(200, 5))])
+    for k in (1, 3):
+        a = nearest(query, ref, k=k, block_rows=50, block_cols=1024, backend="numpy")
+        b = nearest(query, ref, k=k, block_rows=50, block_cols=1024, backend="torch")
+        bf = brute_force(query, ref, k)
+        for got in (a, b):
+            np.testing.assert_array_equal(got[1], bf[1])
+            np.testing.assert_array_equal(got[0], bf[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_reports_exactly_zero_for_copies_far_from_the_origin(backend):
     rng = np.random.default_rng(1)
     ref = 1e4 + rng.normal(size=(2000, 20))  # large offset: float32 ||a||²+||b||²-2ab alone would not give 0
     order = rng.permutation(len(ref))
-    dist, idx = nearest(ref[order], ref, k=2, block_rows=300, block_cols=700)
+    dist, idx = nearest(ref[order], ref, k=2, block_rows=300, block_cols=700, backend=backend)
     assert (dist[:, 0] == 0.0).all()
     np.testing.assert_array_equal(idx[:, 0], order)
     assert (dist[:, 1] > 0).all()
 
 
-def test_nearest_is_independent_of_block_sizes():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_is_independent_of_block_sizes(backend):
     rng = np.random.default_rng(2)
     ref, query = rng.normal(size=(900, 5)), rng.normal(size=(333, 5))
-    a = nearest(query, ref, k=3)
-    b = nearest(query, ref, k=3, block_rows=7, block_cols=50)
-    np.testing.assert_array_equal(a[1], b[1])
-    np.testing.assert_array_equal(a[0], b[0])
+    a = nearest(query, ref, k=3, block_rows=333, block_cols=900, backend=backend)  # one block
+    b = nearest(query, ref, k=3, block_rows=7, block_cols=50, backend=backend)
+    c = nearest(query, ref, k=3, backend=backend)
+    for other in (b, c):
+        np.testing.assert_array_equal(a[1], other[1])
+        np.testing.assert_array_equal(a[0], other[0])
 
 
-def test_nearest_breaks_ties_by_lower_index_and_rejects_bad_k():
+def test_nearest_blocks_bound_memory_on_a_larger_table():
+    # query and reference both span many blocks (grouped top-k on): same answer as one block each
+    rng = np.random.default_rng(3)
+    ref, query = rng.normal(size=(20000, 16)), rng.normal(size=(3000, 16))
+    ref[::997] = query[: len(ref[::997])]
+    one = nearest(query, ref, k=2, block_rows=3000, block_cols=20000, backend="torch")
+    many = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[0], many[0])
+    assert (many[0][: len(ref[::997]), 0] == 0.0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_breaks_ties_by_lower_index_and_rejects_bad_k(backend):
     ref = np.array([[0.0], [1.0], [1.0], [0.0]])
-    dist, idx = nearest(np.array([[0.0]]), ref, k=3)
+    dist, idx = nearest(np.array([[0.0]]), ref, k=3, backend=backend)
     assert idx.tolist() == [[0, 3, 1]] and dist.tolist() == [[0.0, 0.0, 1.0]]
     with pytest.raises(ValueError):
-        nearest(np.zeros((1, 1)), ref, k=5)
+        nearest(np.zeros((1, 1)), ref, k=5, backend=backend)
+    with pytest.raises(ValueError):
+        nearest(np.zeros((1, 1)), ref, k=1, backend="cuda-please")
 
 
 # --- embedding ---------------------------------------------------------------------------------
@@ -140,6 +205,22 @@ def test_fresh_real_sample_scores_like_fresh_data_and_passes(fresh_dcr):
     gate = dcr_gate(list(fresh_dcr.values()), T)
     assert gate.passed, gate.reason
     assert all(m.passed and m.threshold is not None for m in gate.metrics)
+
+
+def test_dcr_histogram_shares_edges_and_counts_every_distance(fresh_dcr, copy_dcr):
+    for res in (fresh_dcr, copy_dcr):
+        h = res["memorisation_rate"].detail["histogram"]
+        edges = h["edges"]
+        assert len(edges) == HISTOGRAM_BINS + 1 and edges[0] == 0.0 and edges == sorted(edges)
+        n = {"synthetic_to_train": res["memorisation_rate"].detail["n_synthetic"],
+             "holdout_to_train": res["dcr_share"].detail["holdout_size"]}
+        for side in ("synthetic_to_train", "holdout_to_train"):
+            assert len(h[side]) == HISTOGRAM_BINS
+            assert sum(h[side]) + h["above_last_edge"][side] == n[side]
+        above = sum(h["above_last_edge"].values())
+        assert above <= 0.01 * sum(n.values()) + 1  # the range ends at the pooled 99th percentile
+    copy_hist = copy_dcr["memorisation_rate"].detail["histogram"]["synthetic_to_train"]
+    assert copy_hist[0] == sum(copy_hist)  # a copy: every DCR is 0, in the first bin
 
 
 def test_copy_of_train_is_refused(copy_dcr):

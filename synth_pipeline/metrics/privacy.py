@@ -22,6 +22,7 @@ DCR_COMPARED = "synthetic->train vs holdout->train"
 LINK_COMPARED = "synthetic links train (ori) vs holdout (control)"
 MISSING_LEVEL = "\x00missing"
 UNSEEN_LEVEL = "\x00unseen"
+HISTOGRAM_BINS = 30
 _IQR_TO_SD = 1.349  # IQR of a standard normal: (x - median) / (IQR / 1.349) is ~N(0, 1) for normal data
 
 
@@ -84,48 +85,263 @@ def fit_embedding(train: pd.DataFrame, schema: Schema) -> MixedEmbedding:
     return MixedEmbedding(numeric, centre, scale, tuple(schema.categorical), tuple(levels))
 
 
+_F32_EPS = 2.0**-24  # unit round-off of float32
+_F64_EPS = 2.0**-53
+_PAIR_CHUNK = 1 << 16
+_GROUPS = 16  # column slices whose elementwise minimum pre-selects the torch top-k  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
+
+
+def _check_inputs(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    query = np.ascontiguousarray(query, dtype=np.float64)
+    reference = np.ascontiguousarray(reference, dtype=np.float64)
+    if query.ndim != 2 or reference.ndim != 2 or query.shape[1] != reference.shape[1]:
+        raise ValueError(f"query {query.shape} and reference {reference.shape} must be 2-D with equal width")
+    if not 1 <= k <= len(reference):
+        raise ValueError(f"k={k} must be between 1 and the reference size {len(reference)}")
+    if not (np.isfinite(query).all() and np.isfinite(reference).all()):
+        raise ValueError("query and reference must be finite (embed NaN before the search)")
+    return query, reference
+
+
+class _NumpyBlocks:
+    """float32 squared distances (minus the per-row constant ||q||²) on numpy/BLAS, blockwise."""
+
+    def __init__(self, r32: np.ndarray, block_cols: int):
+        self.r32, self.block_cols, self.m = r32, block_cols, len(r32)
+        self.r_sq = np.einsum("ij,ij->i", r32, r32)
+
+    def _blocks(self, qb: np.ndarray):
+        for r0 in range(0, self.m, self.block_cols):
+            r1 = min(self.m, r0 + self.block_cols)
+            d2 = qb @ self.r32[r0:r1].T
+            d2 *= -2.0
+            d2 += self.r_sq[None, r0:r1]
+            yield r0, d2
+
+    def candidates(self, q32: np.ndarray, n_cand: int) -> tuple[np.ndarray, np.ndarray]:
+        best_d = np.empty((len(q32), 0), dtype=np.float32)
+        best_i = np.empty((len(q32), 0), dtype=np.int64)
+        for r0, d2 in self._blocks(q32):
+            if d2.shape[1] > n_cand:
+                keep = np.argpartition(d2, n_cand - 1, axis=1)[:, :n_cand]
+                d2 = np.take_along_axis(d2, keep, axis=1)
+            else:
+                keep = np.broadcast_to(np.arange(d2.shape[1]), d2.shape)
+            best_d, best_i = np.hstack([best_d, d2]), np.hstack([best_i, keep + r0])
+            if best_d.shape[1] > n_cand:
+                keep = np.argpartition(best_d, n_cand - 1, axis=1)[:, :n_cand]
+                best_d, best_i = np.take_along_axis(best_d, keep, axis=1), np.take_along_axis(best_i, keep, axis=1)
+        q_sq = np.einsum("ij,ij->i", q32, q32)
+        return best_d + q_sq[:, None], best_i
+
+    def within(self, q32: np.ndarray, bound: np.ndarray):
+        """(rows, cols) of every pair whose float32 squared distance is <= bound[row], block by block."""
+        limit = (bound - np.einsum("ij,ij->i", q32, q32).astype(np.float64))[:, None]
+        for r0, d2 in self._blocks(q32):
+            rows, cols = np.nonzero(d2 <= limit)
+            yield rows, cols + r0
+
+
+class _TorchBlocks:
+    """The same on torch (GPU when pick_device() says so, else CPU with torch's intra-op threads)."""
+
+    def __init__(self, r32: np.ndarray, block_cols: int, device: str):
+        import torch
+
+        self.torch, self.device, self.block_cols, self.m = torch, device, block_cols, len(r32)
+        self.r = torch.from_numpy(r32).to(device)
+        self.r_sq = (self.r * self.r).sum(dim=1)
+        self.offsets = torch.arange(_GROUPS, device=device)
+
+    def _blocks(self, qb):
+        torch = self.torch
+        for r0 in range(0, self.m, self.block_cols):
+            r1 = min(self.m, r0 + self.block_cols)
+            yield r0, torch.addmm(self.r_sq[None, r0:r1], qb, self.r[r0:r1].T, beta=1.0, alpha=-2.0)
+
+    def _block_top(self, d2, n_cand: int):
+        """The n_cand smallest entries of each row of d2 (unordered): (values, column indices).
+
+        Top-k over a whole block costs more than its matmul, so it runs on 1/16 of it: the block is
+        cut into 16 column slices of width w, their elementwise minimum (one cheap pass) ranks the
+        w "groups" {j, j + w, ..., j + 15w}, and the top-k runs on the members of the n_cand groups
+        with the smallest minima only. Those groups hold the n_cand smallest entries: a group left
+        out has a minimum no smaller than each kept group's, and the kept groups supply n_cand
+        entries at least that small. Every discarded entry is >= the largest kept value, which is
+        what the re-ranking certificate relies on."""
+        torch = self.torch
+        rows, cols = d2.shape
+        g = _GROUPS
+        if cols % g or cols // g < 4 * n_cand:
+            return d2.topk(min(n_cand, cols), dim=1, largest=False, sorted=False)
+        w = cols // g
+        _, grp = d2.view(rows, g, w).amin(dim=1).topk(n_cand, dim=1, largest=False, sorted=False)
+        members = (grp[:, None, :] + self.offsets[:g, None] * w).reshape(rows, g * n_cand)
+        vals, pick = d2.gather(1, members).topk(n_cand, dim=1, largest=False, sorted=False)
+        return vals, members.gather(1, pick)
+
+    def candidates(self, q32: np.ndarray, n_cand: int) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        with torch.inference_mode():
+            qb = torch.from_numpy(q32).to(self.device)
+            best_d = best_i = None
+            for r0, d2 in self._blocks(qb):
+                d, i = self._block_top(d2, n_cand)
+                i += r0
+                if best_d is not None:
+                    d, i = torch.cat([best_d, d], dim=1), torch.cat([best_i, i], dim=1)
+                    if d.shape[1] > n_cand:
+                        d, keep = d.topk(n_cand, dim=1, largest=False, sorted=False)
+                        i = i.gather(1, keep)
+                best_d, best_i = d, i
+            best_d += (qb * qb).sum(dim=1, keepdim=True)
+            return best_d.cpu().numpy(), best_i.cpu().numpy()
+
+    def within(self, q32: np.ndarray, bound: np.ndarray):
+        torch = self.torch
+        with torch.inference_mode():
+            qb = torch.from_numpy(q32).to(self.device)
+            limit = torch.from_numpy(bound).to(self.device) - (qb * qb).sum(dim=1).double()
+            for r0, d2 in self._blocks(qb):
+                rows, cols = torch.nonzero(d2.double() <= limit[:, None], as_tuple=True)
+                yield rows.cpu().numpy(), cols.cpu().numpy() + r0
+
+
+def _resolve_backend(backend: str) -> str:
+    if backend not in ("auto", "torch", "numpy"):
+        raise ValueError(f"backend={backend!r}: expected 'auto', 'torch' or 'numpy'")
+    if backend == "auto":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "numpy"
+        return "torch"
+    return backend
+
+
+def _float32_tolerance(dim: int, backend: str, device: str) -> float:
+    """A bound on |float32 ||a-b||² - exact ||a-b||²| / (||a||² + ||b||²) on the centred data: the
+    float32 rounding of the inputs (4u), of the norms and the dot product (γ_d each, accumulated in any
+    order) and of the final sums — (3d + 10)·u, with u = 2^-24. TF32 matmuls on a GPU (enabled by
+    torch.set_float32_matmul_precision("high"/"medium")) round the inputs to 10 mantissa bits: add
+    2·2^-10 for them."""
+    tol = (3 * dim + 10) * _F32_EPS
+    if backend == "torch" and device != "cpu":
+        import torch
+
+        if torch.get_float32_matmul_precision() != "highest" or torch.backends.cuda.matmul.allow_tf32:
+            tol += 2 * 2.0**-10 + 2.0**-8  # generous: bfloat16 ("medium") rounds to 8 bits
+    return tol
+
+
+def _exact_sq(query: np.ndarray, reference: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """float64 squared distances by direct differences (a copy gives exactly 0.0)."""
+    diff = query[rows] - reference[cols]
+    return np.einsum("...j,...j->...", diff, diff)
+
+
+def _rank(sq: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k smallest distances, ties to the lower index: (dist, idx)."""
+    dist = np.sqrt(sq)
+    order = np.lexsort((idx, dist), axis=1)[:, :k]
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+def _exhaustive(
+    engine, query: np.ndarray, reference: np.ndarray, q32: np.ndarray, bound: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k for rows whose float32 candidates could not be certified (near-ties beyond the
+    spare candidates, e.g. many duplicated reference rows): every reference row whose float32
+    distance is within `bound` (which covers every row that can be in the true top k) is re-ranked
+    in float64, chunk by chunk, merged into a running top k."""
+    n = len(query)
+    best_sq = np.full((n, k), np.inf)
+    best_i = np.full((n, k), len(reference), dtype=np.int64)
+    for rows, cols in engine.within(q32, bound):
+        for p0 in range(0, len(rows), _PAIR_CHUNK):
+            r, c = rows[p0 : p0 + _PAIR_CHUNK], cols[p0 : p0 + _PAIR_CHUNK]
+            sq = _exact_sq(query, reference, r, c)
+            all_r = np.concatenate([np.repeat(np.arange(n), k), r])
+            all_c = np.concatenate([best_i.ravel(), c])
+            all_sq = np.concatenate([best_sq.ravel(), sq])
+            order = np.lexsort((all_c, np.sqrt(all_sq), all_r))
+            all_r, all_c, all_sq = all_r[order], all_c[order], all_sq[order]
+            start = np.searchsorted(all_r, np.arange(n))
+            rank = np.arange(len(all_r)) - start[all_r]
+            keep = rank < k
+            best_sq[all_r[keep], rank[keep]] = all_sq[keep]
+            best_i[all_r[keep], rank[keep]] = all_c[keep]
+    return np.sqrt(best_sq), best_i
+
+
 def nearest(
-    query: np.ndarray, reference: np.ndarray, k: int = 2, block_rows: int = 1024, block_cols: int = 16384
+    query: np.ndarray,
+    reference: np.ndarray,
+    k: int = 2,
+    block_rows: int = 1024,
+    block_cols: int = 16384,
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest reference rows (Euclidean) for every query row: (dist, idx), each (n, k),
     ascending, ties broken by the lower reference index.
 
-    The search runs in float32 on blocks of block_rows × block_cols (||a||² + ||b||² - 2ab on data
-    centred at the reference mean), keeping a few spare candidates per row; the kept candidates are
-    then re-ranked by float64 direct differences, so an exact copy reports exactly 0.0 and near-ties
-    are resolved exactly. Memory stays O(block_rows × block_cols) whatever the table sizes."""
-    query = np.ascontiguousarray(query, dtype=np.float64)
-    reference = np.ascontiguousarray(reference, dtype=np.float64)
+    Search: float32 ||a||² + ||b||² - 2ab on data centred at the reference mean, block_rows query
+    rows × block_cols reference rows at a time (matmul + top-k on torch — GPU when
+    synth_pipeline.device.pick_device() finds one, else CPU on torch's intra-op threads — or on
+    numpy/BLAS with backend="numpy"; "auto" takes torch when it imports), keeping k + 8 candidates
+    per query row merged across reference blocks. Re-ranking: the candidates' distances are
+    recomputed in float64 by direct differences (an exact copy reports exactly 0.0), ordered by
+    (distance, index). Certificate: a row is final when its k-th float64 distance, plus the float32
+    error bound (_float32_tolerance), is still below the largest kept float32 candidate — no
+    discarded reference row can then reach the top k. Rows that fail (near-ties beyond the spare
+    candidates, such as many duplicated reference rows) are re-searched exhaustively within that
+    bound. Both backends therefore return the same, exact answer.
+
+    Peak extra memory, whatever n and m: 4·m·d (the float32 reference, on the device for torch)
+    + 4·block_rows·block_cols·(2 to 3) (a distance block and its top-k/compare temporaries)
+    + 8·block_rows·(k+8)·d (the float64 re-ranking differences) + O(block_rows·(k+8)) — about
+    25 + 200 + 6 MB for m = 100k, d = 64 and the default blocks. The fallback adds at most
+    8·65536·d for its re-ranked pairs plus the pairs within its bound per block."""
+    query, reference = _check_inputs(query, reference, k)
     n, m = len(query), len(reference)
-    if query.ndim != 2 or reference.ndim != 2 or query.shape[1] != reference.shape[1]:
-        raise ValueError(f"query {query.shape} and reference {reference.shape} must be 2-D with equal width")
-    if not 1 <= k <= m:
-        raise ValueError(f"k={k} must be between 1 and the reference size {m}")
-    n_cand = min(m, k + 8)
+    dim = query.shape[1]
+    dist, idx = np.empty((n, k)), np.empty((n, k), dtype=np.int64)
+    if n == 0:
+        return dist, idx
+    backend = _resolve_backend(backend)
     mean = reference.mean(axis=0)
-    q32 = (query - mean).astype(np.float32)
-    r32 = (reference - mean).astype(np.float32)
-    r_sq = np.einsum("ij,ij->i", r32, r32)
-    dist = np.empty((n, k))
-    idx = np.empty((n, k), dtype=np.int64)
+    r32 = np.empty(reference.shape, dtype=np.float32)
+    for r0 in range(0, m, block_cols):
+        r32[r0 : r0 + block_cols] = reference[r0 : r0 + block_cols] - mean
+    if backend == "torch":
+        from synth_pipeline.device import pick_device
+
+        device = pick_device()
+        engine = _TorchBlocks(r32, block_cols, device)
+    else:
+        device = "cpu"
+        engine = _NumpyBlocks(r32, block_cols)
+    n_cand = min(m, k + 8)
+    tol = _float32_tolerance(dim, backend, device)
+    r_sq_max = float(np.max(np.einsum("ij,ij->i", reference - mean, reference - mean))) if m else 0.0
+    rel = 4 * (dim + 4) * _F64_EPS  # float64 direct-difference error, relative
     for q0 in range(0, n, block_rows):
-        qb = q32[q0 : q0 + block_rows]
-        q_sq = np.einsum("ij,ij->i", qb, qb)[:, None]
-        cand_d = np.empty((len(qb), 0), dtype=np.float32)
-        cand_i = np.empty((len(qb), 0), dtype=np.int64)
-        for r0 in range(0, m, block_cols):
-            d2 = q_sq + r_sq[None, r0 : r0 + block_cols] - 2.0 * (qb @ r32[r0 : r0 + block_cols].T)
-            cand_d = np.hstack([cand_d, d2])
-            cand_i = np.hstack([cand_i, np.broadcast_to(np.arange(r0, r0 + d2.shape[1]), d2.shape)])
-            if cand_d.shape[1] > n_cand:
-                keep = np.argpartition(cand_d, n_cand - 1, axis=1)[:, :n_cand]
-                cand_d = np.take_along_axis(cand_d, keep, axis=1)
-                cand_i = np.take_along_axis(cand_i, keep, axis=1)
-        diff = query[q0 : q0 + block_rows, None, :] - reference[cand_i]
-        exact = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-        order = np.lexsort((cand_i, exact), axis=1)[:, :k]
-        dist[q0 : q0 + len(qb)] = np.take_along_axis(exact, order, axis=1)
-        idx[q0 : q0 + len(qb)] = np.take_along_axis(cand_i, order, axis=1)
+        q1 = min(n, q0 + block_rows)
+        qc = query[q0:q1] - mean
+        q32 = qc.astype(np.float32)
+        approx, cand = engine.candidates(q32, n_cand)
+        rows = np.arange(q0, q1)[:, None]
+        sq = _exact_sq(query, reference, np.broadcast_to(rows, cand.shape), cand)
+        d, i = _rank(sq, cand, k)
+        if n_cand < m:
+            slack = tol * (np.einsum("ij,ij->i", qc, qc) + r_sq_max)
+            bound = d[:, -1] ** 2 * (1 + rel) + slack
+            open_rows = np.nonzero(~(bound < approx.max(axis=1).astype(np.float64)))[0]
+            if len(open_rows):
+                d[open_rows], i[open_rows] = _exhaustive(
+                    engine, query[q0 + open_rows], reference, q32[open_rows], bound[open_rows], k
+                )
+        dist[q0:q1], idx[q0:q1] = d, i
     return dist, idx
 
 
@@ -143,6 +359,22 @@ def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> t
 def _dcr_quantiles(d: np.ndarray) -> dict[str, float]:
     p5, p50 = np.percentile(d[:, 0], [5, 50])
     return {"p5": float(p5), "p50": float(p50)}
+
+
+def dcr_histogram(syn: np.ndarray, hold: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict:
+    """Counts of synthetic->train and holdout->train DCR on shared bin edges: `bins` equal bins from 0
+    to the 99th percentile of both samples pooled (the far tail would squash the informative part);
+    distances beyond the last edge are counted in `above_last_edge`, so counts + above = n."""
+    pooled = np.concatenate([syn, hold])
+    top = float(np.percentile(pooled, 99)) if len(pooled) else 0.0
+    if not top > 0:
+        top = float(pooled.max()) if len(pooled) and pooled.max() > 0 else 1.0
+    edges = np.linspace(0.0, top, bins + 1)
+    out: dict = {"edges": edges.tolist(), "range_quantile": 0.99}
+    for name, d in (("synthetic_to_train", syn), ("holdout_to_train", hold)):
+        out[name] = np.histogram(d, bins=edges)[0].astype(int).tolist()
+    out["above_last_edge"] = {"synthetic_to_train": int((syn > top).sum()), "holdout_to_train": int((hold > top).sum())}
+    return out
 
 
 def _nndr(d: np.ndarray) -> np.ndarray:
@@ -195,6 +427,7 @@ def dcr_metrics(
             "n_memorised": memorised,
             "dcr_quantiles": quantiles,
             "embedding_dim": emb.dim,
+            "histogram": dcr_histogram(d_syn[:, 0], d_hold[:, 0]),
         },
     )
 
