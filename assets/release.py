@@ -12,6 +12,7 @@ from synth_pipeline.release import (
     GATES, GateRecord, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
     publish, record_refusal, release_id_for, utc_now,
 )
+from synth_pipeline.plots import column_distributions, correlation_difference
 from synth_pipeline.report import render_report
 from synth_pipeline.schema import Schema
 
@@ -93,6 +94,8 @@ def release(
         "thresholds": cfg.to_dict()["thresholds"],
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
+        "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),
+                       "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
         "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance)},
     }
     files = {"synthetic.parquet": parquet_bytes(synthetic_candidate),
