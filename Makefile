@@ -24,8 +24,13 @@ setup: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 run: setup
 	$(BIN)/synth-pipeline release --data flchain --generator gaussian_copula --out releases
 
-test: setup
+test: setup browsers
 	$(BIN)/pytest -m "not benchmark"
+
+# headless Chromium for tests/test_report.py (Debian's package; skipped when already installed)
+.PHONY: browsers
+browsers:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 bench: setup
 	$(BIN)/pytest -m benchmark
