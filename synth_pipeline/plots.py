@@ -94,7 +94,10 @@ def _nice_edges(real: np.ndarray, integer: bool) -> np.ndarray:
     # tick_values may overshoot by one step each side; keep only edges that bound some of [lo, hi]
     first = max(0, int(np.searchsorted(edges, lo, side="right")) - 1)
     last = min(len(edges), int(np.searchsorted(edges, hi, side="left")) + 1)
-    return edges[first:last] if last - first >= 2 else edges
+    edges = edges[first:last] if last - first >= 2 else edges
+    if len(edges) >= 2 and edges[-1] <= hi:  # bins are [lo, hi): the 99th percentile must fall inside
+        edges = np.append(edges, edges[-1] + (edges[-1] - edges[-2]))
+    return edges
 
 
 def _merge_small(bins: list[dict]) -> list[dict]:

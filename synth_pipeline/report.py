@@ -24,6 +24,9 @@ figcaption{font-size:12px;color:#555} img.plot{display:block;border:1px solid #e
 """
 
 
+_ORDER = {"fidelity": 0, "utility": 1, "privacy": 2}  # fixed, whatever the manifest's key order
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "—"
@@ -116,7 +119,7 @@ def render_report(manifest: Mapping[str, Any]) -> str:
     reports = manifest.get("reports", {}) or {}
     sections = "".join(
         f"<h2>{_fmt(name.capitalize())}</h2>" + _metric_rows(rep.get("metrics", []))
-        for name, rep in reports.items()
+        for name, rep in sorted(reports.items(), key=lambda kv: (_ORDER.get(kv[0], len(_ORDER)), kv[0]))
     )
     cfg = manifest.get("config", {})
     inp = manifest.get("input", {})
