@@ -496,11 +496,13 @@ def _dcr_histogram(hist: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]]
     order = sorted(series, key=lambda k: (not k.startswith("synthetic"), k))
     colours = {k: SYN_COLOUR if k.startswith("synthetic") else REAL_COLOUR for k in order}
 
+    above = hist.get("above_last_edge") if isinstance(hist.get("above_last_edge"), Mapping) else {}
+
     def draw(fig: Figure) -> None:
         ax = fig.subplots()
         for k in order:
             c = np.array(series[k])
-            total = c.sum() or 1.0
+            total = (c.sum() + float(above.get(k, 0))) or 1.0  # share of all distances, tail included
             ax.stairs(c / total / widths, e, fill=True, alpha=0.45, color=colours[k],
                       label=k.replace("_to_", "→"))
             ax.stairs(c / total / widths, e, color=colours[k], linewidth=1.0)
@@ -510,7 +512,9 @@ def _dcr_histogram(hist: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]]
         ax.legend(fontsize=7, frameon=False)
 
     alt = (f"Histogram of distances to the closest training record on {len(edges) - 1} shared bins from "
-           f"{edges[0]:.3g} to {edges[-1]:.3g}, for " + " and ".join(k.replace("_to_", "→") for k in order) + ".")
+           f"{edges[0]:.3g} to {edges[-1]:.3g}, for " + " and ".join(k.replace("_to_", "→") for k in order) + "."
+           + (" Beyond the last edge: " + ", ".join(f"{k.replace('_to_', '→')} {int(above[k])}" for k in order
+                                                    if k in above) + "." if above else ""))
     return _draw(5.0, 3.2, plot_id("dcr"), alt, draw)
 
 

@@ -66,6 +66,10 @@ def test_report_has_every_plot_with_alt_text_and_a_gate_table(release):
             assert (f"<td>{m['name']}</td><td>{fmt(m['value'])}</td><td>{ci}</td><td>{fmt(m['threshold'])}</td>"
                     f"<td class='verdict'>{verdict}</td>") in table
     assert "95% CI" in table and "metric verdict" in table
+    privacy = manifest["reports"]["privacy"]["metrics"]
+    if any("histogram" in (m.get("detail") or {}) for m in privacy):  # DCR histograms when recorded
+        dcr = next(i for i in imgs if f'id="{plot_id("dcr")}"' in i)
+        assert 'alt="Histogram of distances to the closest training record' in dcr
 
 
 def test_plotted_numbers_are_in_the_manifest(release):
