@@ -7,7 +7,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from resources import ComputeDevice, PipelineSettings
+from assets.refusal import refuse
+from resources import ComputeDevice, PipelineSettings, ReleaseStore
+from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import load_generator, make_generator
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.schema import Schema
@@ -17,34 +19,48 @@ GROUP = "tabular"
 
 @dg.asset(group_name=GROUP, kinds={"pytorch"}, pool="gpu")
 def fitted_generator(
-    context: dg.AssetExecutionContext, train_split: pd.DataFrame, settings: PipelineSettings, device: ComputeDevice
+    context: dg.AssetExecutionContext, train_split: pd.DataFrame, settings: PipelineSettings, device: ComputeDevice,
+    release_store: ReleaseStore,
 ) -> Path:
-    """The generator fitted on train, saved as the files it writes itself (a directory)."""
+    """The generator fitted on train, saved as the files it writes itself (a directory). A generator
+    that cannot handle this table records a refusal naming itself and the reason."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])
-    params = dict(cfg.generator_params)
-    gen = make_generator(cfg.generator, **params)
+    gen = make_generator(cfg.generator, **cfg.generator_params)
     context.log.info(f"fitting {cfg.generator} on {len(train_split)} rows (device {device.resolve()})")
     start = time.perf_counter()
-    gen.fit(train_split, schema, target=schema.target, seed=cfg.seed)
+    try:
+        gen.fit(train_split, schema, target=schema.target, seed=cfg.seed)
+    except GeneratorError as e:
+        refuse(context, release_store, schema.dataset, "generator", str(e))
     out = Path(tempfile.mkdtemp(prefix="generator-"))
     gen.save(out)
     context.add_output_metadata(
-        {"generator": cfg.generator, "params": dg.MetadataValue.json(params), "fit_seconds": round(time.perf_counter() - start, 2)}
+        {"generator": cfg.generator, "params": dg.MetadataValue.json(cfg.generator_params),
+         "fit_seconds": round(time.perf_counter() - start, 2)}
     )
     return out
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"})
 def synthetic_candidate(
-    context: dg.AssetExecutionContext, fitted_generator: Path, train_split: pd.DataFrame, settings: PipelineSettings
+    context: dg.AssetExecutionContext, fitted_generator: Path, train_split: pd.DataFrame, settings: PipelineSettings,
+    release_store: ReleaseStore,
 ) -> pd.DataFrame:
-    """n synthetic rows (default: as many as train). Not released until every gate passes."""
+    """n synthetic rows (default: as many as train), of one class when `conditions` names it. Not
+    released until every gate passes."""
     cfg = settings.run_config()
+    schema = Schema.from_dict(train_split.attrs["schema"])
     gen = load_generator(fitted_generator)
     n = cfg.n_rows or len(train_split)
+    if cfg.conditions and set(cfg.conditions) != {schema.target}:
+        raise BadInput(f"conditions {cfg.conditions}: only the target column '{schema.target}' can be conditioned on")
+    conditions = pd.DataFrame({k: [v] for k, v in cfg.conditions.items()}) if cfg.conditions else None
     start = time.perf_counter()
-    candidate = gen.sample(n, seed=cfg.seed)
+    try:
+        candidate = gen.sample(n, seed=cfg.seed, conditions=conditions)
+    except GeneratorError as e:
+        refuse(context, release_store, schema.dataset, "generator", str(e))
     candidate.attrs = {"schema": train_split.attrs["schema"]}
     context.add_output_metadata(
         {"rows": len(candidate), "sha256": frame_sha256(candidate), "sample_seconds": round(time.perf_counter() - start, 2)}

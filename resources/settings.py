@@ -16,6 +16,7 @@ class PipelineSettings(dg.ConfigurableResource):
     generator_params_json: str = "{}"
     seed: int = 0
     n_rows: int | None = None
+    conditions: dict[str, str] = {}
     holdout_fraction: float = 0.3
     drop: list[str] = []
     id_columns: list[str] = []

@@ -35,6 +35,16 @@ def _cols(value: str | None) -> tuple[str, ...] | None:
     return tuple(c.strip() for c in value.split(",") if c.strip()) if value else None
 
 
+def _conditions(value: str | None) -> dict[str, str] | None:
+    """`target=VALUE` -> {"target": "VALUE"}: sample only that class."""
+    if not value:
+        return None
+    key, sep, val = value.partition("=")
+    if not sep or not key.strip() or not val.strip():
+        raise BadInput(f"--conditions {value!r}: expected TARGET=VALUE, e.g. death=dead")
+    return {key.strip(): val.strip()}
+
+
 def _error_chain(err):
     while err is not None:
         yield err
@@ -100,7 +110,7 @@ def cmd_release(args) -> int:
 
     cfg = load_config(args.config).with_overrides(
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
-        drop=_cols(args.drop), id_columns=_cols(args.id_columns),
+        drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
     )
     print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {args.out}", file=sys.stderr)
     outcome = run_release(cfg, Path(args.out), verbose=args.verbose)
@@ -177,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig); flags override it")
     r.add_argument("--drop", help="comma-separated columns to drop (e.g. leaky outcome columns)")
     r.add_argument("--id-columns", help="comma-separated identifier columns to remove")
+    r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     r.set_defaults(func=cmd_release)
 

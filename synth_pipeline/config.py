@@ -28,6 +28,7 @@ class RunConfig:
     generator_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     n_rows: int | None = None
+    conditions: dict[str, str] = field(default_factory=dict)
     holdout_fraction: float = 0.3
     drop: tuple[str, ...] = ()
     id_columns: tuple[str, ...] = ()
@@ -71,6 +72,8 @@ class RunConfig:
             raise BadInput(f"config: holdout_fraction {self.holdout_fraction} must be in [0.05, 0.5]")
         if self.n_rows is not None and self.n_rows < 1:
             raise BadInput(f"config: n_rows must be positive, got {self.n_rows}")
+        if len(self.conditions) > 1 or (self.conditions and self.target and set(self.conditions) != {self.target}):
+            raise BadInput(f"config: conditions {self.conditions} must name only the target column")
         if self.link_attacks < 10:
             raise BadInput(f"config: link_attacks must be >= 10, got {self.link_attacks}")
 

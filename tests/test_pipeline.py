@@ -128,3 +128,24 @@ def test_nightly_schedule_requests_one_isolated_run_per_bundled_dataset():
     assert len(lanes) == len(BUNDLED)  # concurrent nightly runs never share intermediate files
     for r in requests:
         assert r.run_config["resources"]["settings"]["config"]["data"] == r.tags["synth/dataset"]
+
+
+def test_conditions_sample_one_class_and_a_failing_generator_is_a_refusal(tmp_path):
+    """`conditions` reaches the sampler (every candidate row is the asked class); a single-class
+    candidate cannot be utility-tested, so tstr_gate refuses it rather than passing it unchecked."""
+    res = _resources(tmp_path, "gaussian_copula")
+    res["settings"] = PipelineSettings(data="actg175", conditions={"cens": "1"})
+    result = dg.materialize([*ASSETS, *GATE_CHECKS], resources=res, instance=dg.DagsterInstance.ephemeral(),
+                            raise_on_error=False)
+    candidate = pd.read_parquet(tmp_path / "work" / "synthetic_candidate.parquet")
+    assert set(candidate["cens"]) == {"1"}
+    tstr_eval = [e for e in result.get_asset_check_evaluations() if e.check_name == "tstr_gate"]
+    assert tstr_eval and not tstr_eval[0].passed
+    assert _published_dirs(tmp_path / "out") == []
+
+    bad = _resources(tmp_path / "bad", "smote")
+    bad["settings"] = PipelineSettings(data="actg175", generator="smote", conditions={"cens": "2"})
+    failed = dg.materialize([*ASSETS, *GATE_CHECKS], resources=bad, instance=dg.DagsterInstance.ephemeral(),
+                            raise_on_error=False)
+    refusal = json.loads((tmp_path / "bad" / "out" / "actg175" / "refusals" / f"{failed.run_id}.json").read_text())
+    assert refusal["failing_gates"] == ["generator"] and "smote" in refusal["entries"][0]["reason"]
