@@ -87,8 +87,10 @@ def fit_embedding(train: pd.DataFrame, schema: Schema) -> MixedEmbedding:
 
 _F32_EPS = 2.0**-24  # unit round-off of float32
 _F64_EPS = 2.0**-53
-_PAIR_CHUNK = 1 << 16
-_GROUPS = 16  # column slices whose elementwise minimum pre-selects the torch top-k  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
+_PAIR_CHUNK = 1 << 16  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
+_CPU_TILE_ROWS, _CPU_TILE_COLS = 256, 1024  # torch on CPU: the distance tile (cache-sized)
+_GROUPS = 16  # torch: a tile's columns fall into groups of 16 whose minimum pre-selects the top-k
+_SUPER = 64  # torch: tiles whose group minima are ranked together
 
 
 def _check_inputs(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +120,7 @@ class _NumpyBlocks:
             d2 += self.r_sq[None, r0:r1]
             yield r0, d2
 
-    def candidates(self, q32: np.ndarray, n_cand: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, q32: np.ndarray, n_cand: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         best_d = np.empty((len(q32), 0), dtype=np.float32)
         best_i = np.empty((len(q32), 0), dtype=np.int64)
         for r0, d2 in self._blocks(q32):
@@ -131,8 +133,8 @@ class _NumpyBlocks:
             if best_d.shape[1] > n_cand:
                 keep = np.argpartition(best_d, n_cand - 1, axis=1)[:, :n_cand]
                 best_d, best_i = np.take_along_axis(best_d, keep, axis=1), np.take_along_axis(best_i, keep, axis=1)
-        q_sq = np.einsum("ij,ij->i", q32, q32)
-        return best_d + q_sq[:, None], best_i
+        approx = best_d + np.einsum("ij,ij->i", q32, q32)[:, None]
+        return approx, best_i, approx.max(axis=1)  # every row left out is >= the largest kept
 
     def within(self, q32: np.ndarray, bound: np.ndarray):
         """(rows, cols) of every pair whose float32 squared distance is <= bound[row], block by block."""
@@ -143,66 +145,119 @@ class _NumpyBlocks:
 
 
 class _TorchBlocks:
-    """The same on torch (GPU when pick_device() says so, else CPU with torch's intra-op threads)."""
+    """The same on torch: GPU when pick_device() says so, else CPU (run single-threaded per worker
+    thread by nearest(), see _run_threaded). Each tile is one matmul of augmented rows,
+    [-2q, 1, 0…] · [r, ||r||², 0…] = ||r||² - 2q·r (padded to a multiple of 8 columns), so no
+    separate pass adds the norms."""
 
-    def __init__(self, r32: np.ndarray, block_cols: int, device: str):
+    def __init__(self, r32: np.ndarray, block_rows: int, block_cols: int, device: str):
         import torch
 
-        self.torch, self.device, self.block_cols, self.m = torch, device, block_cols, len(r32)
-        self.r = torch.from_numpy(r32).to(device)
-        self.r_sq = (self.r * self.r).sum(dim=1)
+        self.torch, self.device, self.m = torch, device, len(r32)
+        cpu = device == "cpu"
+        # On CPU, tiles of _CPU_TILE_ROWS × _CPU_TILE_COLS (1 MiB): the distance tile stays in the
+        # core's cache between the matmul that writes it and the pass that reads it back — twice
+        # as fast per pair as large tiles, measured. block_rows / block_cols only cap them.
+        cols = min(block_cols, _CPU_TILE_COLS) if cpu else block_cols
+        self.tile_cols = max(_GROUPS, cols - cols % _GROUPS)  # a multiple of _GROUPS
+        self.tile_rows = min(block_rows, _CPU_TILE_ROWS) if cpu else block_rows
+        r = torch.from_numpy(r32).to(device)
+        self.width = -(-(r32.shape[1] + 1) // 8) * 8
+        self.r = torch.zeros((self.m, self.width), device=device)
+        self.r[:, : r.shape[1]] = r
+        self.r[:, r.shape[1]] = (r * r).sum(dim=1)
         self.offsets = torch.arange(_GROUPS, device=device)
 
-    def _blocks(self, qb):
+    def _augment(self, q32: np.ndarray):
         torch = self.torch
-        for r0 in range(0, self.m, self.block_cols):
-            r1 = min(self.m, r0 + self.block_cols)
-            yield r0, torch.addmm(self.r_sq[None, r0:r1], qb, self.r[r0:r1].T, beta=1.0, alpha=-2.0)
+        q = torch.from_numpy(q32).to(self.device)
+        qa = torch.zeros((len(q), self.width), device=self.device)
+        qa[:, : q.shape[1]] = q * -2.0
+        qa[:, q.shape[1]] = 1.0
+        return qa, (q * q).sum(dim=1)
 
-    def _block_top(self, d2, n_cand: int):
-        """The n_cand smallest entries of each row of d2 (unordered): (values, column indices).
-
-        Top-k over a whole block costs more than its matmul, so it runs on 1/16 of it: the block is
-        cut into 16 column slices of width w, their elementwise minimum (one cheap pass) ranks the
-        w "groups" {j, j + w, ..., j + 15w}, and the top-k runs on the members of the n_cand groups
-        with the smallest minima only. Those groups hold the n_cand smallest entries: a group left
-        out has a minimum no smaller than each kept group's, and the kept groups supply n_cand
-        entries at least that small. Every discarded entry is >= the largest kept value, which is
-        what the re-ranking certificate relies on."""
+    def _tiles(self, qa):
+        """(r0, ||r||² - 2q·r for reference rows r0 … r0 + tile_cols) — the tile buffer is reused."""
         torch = self.torch
-        rows, cols = d2.shape
-        g = _GROUPS
-        if cols % g or cols // g < 4 * n_cand:
-            return d2.topk(min(n_cand, cols), dim=1, largest=False, sorted=False)
-        w = cols // g
-        _, grp = d2.view(rows, g, w).amin(dim=1).topk(n_cand, dim=1, largest=False, sorted=False)
-        members = (grp[:, None, :] + self.offsets[:g, None] * w).reshape(rows, g * n_cand)
-        vals, pick = d2.gather(1, members).topk(n_cand, dim=1, largest=False, sorted=False)
-        return vals, members.gather(1, pick)
+        buf = torch.empty((len(qa), min(self.tile_cols, self.m)), device=self.device)
+        for r0 in range(0, self.m, self.tile_cols):
+            r1 = min(self.m, r0 + self.tile_cols)
+            out = buf if r1 - r0 == buf.shape[1] else buf.new_empty((len(qa), r1 - r0))
+            yield r0, torch.mm(qa, self.r[r0:r1].T, out=out)
 
-    def candidates(self, q32: np.ndarray, n_cand: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, q32: np.ndarray, n_cand: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         torch = self.torch
         with torch.inference_mode():
-            qb = torch.from_numpy(q32).to(self.device)
-            best_d = best_i = None
-            for r0, d2 in self._blocks(qb):
-                d, i = self._block_top(d2, n_cand)
-                i += r0
-                if best_d is not None:
-                    d, i = torch.cat([best_d, d], dim=1), torch.cat([best_i, i], dim=1)
-                    if d.shape[1] > n_cand:
-                        d, keep = d.topk(n_cand, dim=1, largest=False, sorted=False)
-                        i = i.gather(1, keep)
-                best_d, best_i = d, i
-            best_d += (qb * qb).sum(dim=1, keepdim=True)
-            return best_d.cpu().numpy(), best_i.cpu().numpy()
+            qa, q_sq = self._augment(q32)
+            parts = [self._candidates(qa[i : i + self.tile_rows], n_cand) for i in range(0, len(qa), self.tile_rows)]
+            approx, idx, floor = (torch.cat(x) for x in zip(*parts))
+            approx += q_sq[:, None]
+            floor += q_sq
+            return approx.cpu().numpy(), idx.cpu().numpy(), floor.cpu().numpy()
+
+    def _candidates(self, qa, n_cand: int):
+        """(approx, idx, floor) without the ||q||² term: n_cand candidates per row and a lower bound on
+        the float32 distance of every reference row left out.
+
+        A top-k over every distance tile would cost more than its matmul, so it runs on 1/16 of
+        the entries: a full tile of width 16·w is cut into 16 column slices, and their elementwise
+        minimum (one cheap pass) is the minimum of each group {j, j + w, ..., j + 15w}. The group
+        minima of _SUPER tiles are ranked together; the n_cand groups with the smallest minima hold
+        the n_cand smallest entries (a group left out has a minimum >= every kept group's minimum,
+        and the kept groups supply n_cand entries that small), and only their members' distances are
+        recomputed (a gathered matrix-vector product) and top-k'd. Every row left out is therefore
+        >= the largest kept candidate or >= the largest kept group minimum (both float32 values of
+        the same formula, each within the same error bound of the exact value): `floor` is the
+        smaller of the two."""
+        torch = self.torch
+        g, R = _GROUPS, len(qa)
+        w = self.tile_cols // g
+        best = [None, None]
+        floor = torch.full((R,), float("inf"), device=self.device)
+        gmin = torch.empty((R, _SUPER * w), device=self.device)
+        pending: list[int] = []
+
+        def merge(d, i):
+            if best[0] is not None:
+                d, i = torch.cat([best[0], d], dim=1), torch.cat([best[1], i], dim=1)
+                if d.shape[1] > n_cand:
+                    d, keep = d.topk(n_cand, dim=1, largest=False, sorted=False)
+                    i = i.gather(1, keep)
+            best[0], best[1] = d, i
+
+        def flush():
+            nonlocal floor
+            if not pending:
+                return
+            gv, gi = gmin[:, : len(pending) * w].topk(n_cand, dim=1, largest=False, sorted=False)
+            floor = torch.minimum(floor, gv.amax(dim=1))
+            first = torch.tensor(pending, device=self.device)[gi // w] + gi % w
+            members = (first[:, None, :] + self.offsets[:, None] * w).reshape(R, g * n_cand)
+            rows = self.r.index_select(0, members.reshape(-1)).view(R, g * n_cand, self.width)
+            vals = torch.bmm(rows, qa[:, :, None]).squeeze(2)
+            d, pick = vals.topk(n_cand, dim=1, largest=False, sorted=False)
+            merge(d, members.gather(1, pick))
+            pending.clear()
+
+        for r0, d2 in self._tiles(qa):
+            if d2.shape[1] == self.tile_cols and w >= 4 * n_cand:
+                slot = len(pending)
+                torch.amin(d2.view(R, g, w), dim=1, out=gmin[:, slot * w : (slot + 1) * w])
+                pending.append(r0)
+                if len(pending) == _SUPER:
+                    flush()
+            else:  # a short last tile, or tiles too narrow for grouping: a plain top-k
+                d, i = d2.topk(min(n_cand, d2.shape[1]), dim=1, largest=False, sorted=False)
+                merge(d, i + r0)
+        flush()
+        return best[0], best[1], torch.minimum(floor, best[0].amax(dim=1))
 
     def within(self, q32: np.ndarray, bound: np.ndarray):
         torch = self.torch
         with torch.inference_mode():
-            qb = torch.from_numpy(q32).to(self.device)
-            limit = torch.from_numpy(bound).to(self.device) - (qb * qb).sum(dim=1).double()
-            for r0, d2 in self._blocks(qb):
+            qa, q_sq = self._augment(q32)
+            limit = torch.from_numpy(bound).to(self.device) - q_sq.double()
+            for r0, d2 in self._tiles(qa):
                 rows, cols = torch.nonzero(d2.double() <= limit[:, None], as_tuple=True)
                 yield rows.cpu().numpy(), cols.cpu().numpy() + r0
 
@@ -317,7 +372,7 @@ def nearest(
         from synth_pipeline.device import pick_device
 
         device = pick_device()
-        engine = _TorchBlocks(r32, block_cols, device)
+        engine = _TorchBlocks(r32, block_rows, block_cols, device)
     else:
         device = "cpu"
         engine = _NumpyBlocks(r32, block_cols)
@@ -325,24 +380,65 @@ def nearest(
     tol = _float32_tolerance(dim, backend, device)
     r_sq_max = float(np.max(np.einsum("ij,ij->i", reference - mean, reference - mean))) if m else 0.0
     rel = 4 * (dim + 4) * _F64_EPS  # float64 direct-difference error, relative
-    for q0 in range(0, n, block_rows):
+
+    def search(q0: int) -> None:
         q1 = min(n, q0 + block_rows)
         qc = query[q0:q1] - mean
         q32 = qc.astype(np.float32)
-        approx, cand = engine.candidates(q32, n_cand)
+        _, cand, floor = engine.candidates(q32, n_cand)
         rows = np.arange(q0, q1)[:, None]
         sq = _exact_sq(query, reference, np.broadcast_to(rows, cand.shape), cand)
         d, i = _rank(sq, cand, k)
         if n_cand < m:
             slack = tol * (np.einsum("ij,ij->i", qc, qc) + r_sq_max)
             bound = d[:, -1] ** 2 * (1 + rel) + slack
-            open_rows = np.nonzero(~(bound < approx.max(axis=1).astype(np.float64)))[0]
+            open_rows = np.nonzero(~(bound < floor.astype(np.float64)))[0]
             if len(open_rows):
                 d[open_rows], i[open_rows] = _exhaustive(
                     engine, query[q0 + open_rows], reference, q32[open_rows], bound[open_rows], k
                 )
         dist[q0:q1], idx[q0:q1] = d, i
+
+    starts = range(0, n, block_rows)
+    workers = _cpu_workers(backend, device, len(starts))
+    if workers == 1:
+        for q0 in starts:
+            search(q0)
+    else:
+        _run_threaded(search, starts, workers)
     return dist, idx
+
+
+def _cpu_workers(backend: str, device: str, n_blocks: int) -> int:
+    """Worker threads for torch on CPU: torch's intra-op thread count (all physical cores by default)."""
+    if backend != "torch" or device != "cpu" or n_blocks < 2:
+        return 1
+    import torch
+
+    return max(1, min(torch.get_num_threads(), n_blocks))
+
+
+def _run_threaded(search, starts, workers: int) -> None:
+    """Query blocks spread over `workers` threads, each running torch single-threaded (torch releases
+    the GIL inside its kernels). One coarse task per block instead of a fork/join of the intra-op
+    pool in every matmul, top-k and gather: on a busy machine each of those joins waits for the
+    slowest, descheduled thread (measured: 2-core CPU shared with other jobs, 4-10x slower)."""
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+
+    outer = torch.get_num_threads()
+
+    def run(q0: int) -> None:
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)  # per thread under OpenMP; restored for the caller below
+        search(q0)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nearest") as pool:
+            for future in [pool.submit(run, q0) for q0 in starts]:
+                future.result()
+    finally:
+        torch.set_num_threads(outer)
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
