@@ -9,7 +9,7 @@ from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_ga
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.fidelity import fidelity_metrics
 from synth_pipeline.metrics.privacy import dcr_metrics, linkability
-from synth_pipeline.metrics.utility import tstr
+from synth_pipeline.metrics.utility import augmentation, tstr
 from synth_pipeline.schema import Schema
 
 GateEvaluator = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema, RunConfig], GateResult]
@@ -29,7 +29,7 @@ def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -
 
 def utility_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """TSTR vs TRTR AUROC on the real holdout, per model family, and their ratio."""
-    return tstr(train, holdout, candidate, schema, seed=cfg.seed)
+    return [*tstr(train, holdout, candidate, schema, seed=cfg.seed), *augmentation(train, holdout, candidate, schema, seed=cfg.seed)]
 
 
 def fidelity(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
