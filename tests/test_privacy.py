@@ -142,14 +142,16 @@ def test_nearest_is_independent_of_block_sizes(backend):
         np.testing.assert_array_equal(a[0], other[0])
 
 
-def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch):
-    # query and reference both span many blocks (grouped top-k on, its group minima ranked over
-    # 3 tiles at a time, then merged): same answer as one block each
-    monkeypatch.setattr(privacy, "_SUPER", 3)
+@pytest.mark.parametrize("tiles_ranked_together", [3, 128])
+def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked_together):
+    # query and reference both span many blocks (grouped top-k on; its group minima ranked over 3
+    # tiles at a time and merged, or over all 11 tiles with the two-level ranking): same answer as
+    # one block each
+    monkeypatch.setattr(privacy, "_SUPER", tiles_ranked_together)
     rng = np.random.default_rng(3)
-    ref, query = rng.normal(size=(20000, 16)), rng.normal(size=(3000, 16))
+    ref, query = rng.normal(size=(12000, 8)), rng.normal(size=(1000, 8))
     ref[::997] = query[: len(ref[::997])]
-    one = nearest(query, ref, k=2, block_rows=3000, block_cols=20000, backend="torch")
+    one = nearest(query, ref, k=2, block_rows=1000, block_cols=12000, backend="torch")
     many = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
     np.testing.assert_array_equal(one[1], many[1])
     np.testing.assert_array_equal(one[0], many[0])

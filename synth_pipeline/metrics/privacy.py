@@ -90,7 +90,7 @@ _F64_EPS = 2.0**-53
 _PAIR_CHUNK = 1 << 16  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
 _CPU_TILE_ROWS, _CPU_TILE_COLS = 256, 1024  # torch on CPU: the distance tile (cache-sized)
 _GROUPS = 16  # torch: a tile's columns fall into groups of 16 whose minimum pre-selects the top-k
-_SUPER = 64  # torch: tiles whose group minima are ranked together
+_SUPER = 128  # torch: tiles whose group minima are ranked together
 
 
 def _check_inputs(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,10 +205,11 @@ class _TorchBlocks:
         minima of _SUPER tiles are ranked together; the n_cand groups with the smallest minima hold
         the n_cand smallest entries (a group left out has a minimum >= every kept group's minimum,
         and the kept groups supply n_cand entries that small), and only their members' distances are
-        recomputed (a gathered matrix-vector product) and top-k'd. Every row left out is therefore
-        >= the largest kept candidate or >= the largest kept group minimum (both float32 values of
-        the same formula, each within the same error bound of the exact value): `floor` is the
-        smaller of the two."""
+        recomputed (a gathered matrix-vector product) and top-k'd. The group minima are themselves
+        ranked the same way (minima of 16 strided slices of them, then the members of the n_cand
+        smallest). Every row left out is therefore >= the largest kept candidate, group minimum or
+        minimum of group minima (all float32 values of the same formula, each within the same error
+        bound of the exact value): `floor` is the smallest of the three."""
         torch = self.torch
         g, R = _GROUPS, len(qa)
         w = self.tile_cols // g
@@ -229,7 +230,16 @@ class _TorchBlocks:
             nonlocal floor
             if not pending:
                 return
-            gv, gi = gmin[:, : len(pending) * w].topk(n_cand, dim=1, largest=False, sorted=False)
+            mins = gmin[:, : len(pending) * w]
+            sw = mins.shape[1] // g
+            if mins.shape[1] % g == 0 and sw >= 4 * n_cand:  # the same trick on the group minima
+                sv, si = mins.view(R, g, sw).amin(dim=1).topk(n_cand, dim=1, largest=False, sorted=False)
+                floor = torch.minimum(floor, sv.amax(dim=1))
+                groups = (si[:, None, :] + self.offsets[:, None] * sw).reshape(R, g * n_cand)
+                gv, pick = mins.gather(1, groups).topk(n_cand, dim=1, largest=False, sorted=False)
+                gi = groups.gather(1, pick)
+            else:
+                gv, gi = mins.topk(n_cand, dim=1, largest=False, sorted=False)
             floor = torch.minimum(floor, gv.amax(dim=1))
             first = torch.tensor(pending, device=self.device)[gi // w] + gi % w
             members = (first[:, None, :] + self.offsets[:, None] * w).reshape(R, g * n_cand)
