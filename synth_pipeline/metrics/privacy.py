@@ -90,7 +90,8 @@ _F64_EPS = 2.0**-53
 _PAIR_CHUNK = 1 << 16  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
 _CPU_TILE_ROWS, _CPU_TILE_COLS = 256, 1024  # torch on CPU: the distance tile (cache-sized)
 _GROUPS = 16  # torch: a tile's columns fall into groups of 16 whose minimum pre-selects the top-k
-_SUPER = 128  # torch: tiles whose group minima are ranked together
+_SUPER = 128  # torch: tiles whose group minima are ranked together (at most _SUPER_COLS minima)
+_SUPER_COLS = 8192
 
 
 def _check_inputs(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,9 +214,10 @@ class _TorchBlocks:
         torch = self.torch
         g, R = _GROUPS, len(qa)
         w = self.tile_cols // g
+        per_flush = max(1, min(_SUPER, _SUPER_COLS // w, self.m // self.tile_cols))
         best = [None, None]
         floor = torch.full((R,), float("inf"), device=self.device)
-        gmin = torch.empty((R, _SUPER * w), device=self.device)
+        gmin = torch.empty((R, per_flush * w), device=self.device)
         pending: list[int] = []
 
         def merge(d, i):
@@ -254,7 +256,7 @@ class _TorchBlocks:
                 slot = len(pending)
                 torch.amin(d2.view(R, g, w), dim=1, out=gmin[:, slot * w : (slot + 1) * w])
                 pending.append(r0)
-                if len(pending) == _SUPER:
+                if len(pending) == per_flush:
                     flush()
             else:  # a short last tile, or tiles too narrow for grouping: a plain top-k
                 d, i = d2.topk(min(n_cand, d2.shape[1]), dim=1, largest=False, sorted=False)
@@ -350,23 +352,32 @@ def nearest(
     """Exact k nearest reference rows (Euclidean) for every query row: (dist, idx), each (n, k),
     ascending, ties broken by the lower reference index.
 
-    Search: float32 ||a||² + ||b||² - 2ab on data centred at the reference mean, block_rows query
-    rows × block_cols reference rows at a time (matmul + top-k on torch — GPU when
-    synth_pipeline.device.pick_device() finds one, else CPU on torch's intra-op threads — or on
-    numpy/BLAS with backend="numpy"; "auto" takes torch when it imports), keeping k + 8 candidates
-    per query row merged across reference blocks. Re-ranking: the candidates' distances are
-    recomputed in float64 by direct differences (an exact copy reports exactly 0.0), ordered by
-    (distance, index). Certificate: a row is final when its k-th float64 distance, plus the float32
-    error bound (_float32_tolerance), is still below the largest kept float32 candidate — no
-    discarded reference row can then reach the top k. Rows that fail (near-ties beyond the spare
-    candidates, such as many duplicated reference rows) are re-searched exhaustively within that
-    bound. Both backends therefore return the same, exact answer.
+    Search: float32 ||a||² + ||b||² - 2ab on data centred at the reference mean, block by block,
+    keeping k + 8 candidates per query row merged across reference blocks. backend="torch" (what
+    "auto" takes when torch imports) runs on the device synth_pipeline.device.pick_device() names:
+    on a GPU, block_rows × block_cols tiles; on CPU, cache-sized 256 × 1024 tiles (capped by the
+    block sizes), query blocks spread over one worker thread per torch intra-op thread (all
+    physical cores by default). The top-k is taken on group minima, not on every distance
+    (_TorchBlocks._candidates). backend="numpy" is the plain BLAS + argpartition fallback.
+    Re-ranking: the candidates' distances are recomputed in float64 by direct differences (an
+    exact copy reports exactly 0.0) and ordered by (distance, index). Certificate: a row is final
+    when its k-th float64 squared distance plus the float32 error bound (_float32_tolerance) is
+    still below the float32 floor of every discarded reference row — none of them can then reach
+    the top k. Rows that fail (near-ties beyond the spare candidates, such as many duplicated
+    reference rows) are re-searched exhaustively within that bound (_exhaustive). Both backends
+    therefore return the same exact answer: sklearn's brute force up to its own rounding.
 
-    Peak extra memory, whatever n and m: 4·m·d (the float32 reference, on the device for torch)
-    + 4·block_rows·block_cols·(2 to 3) (a distance block and its top-k/compare temporaries)
-    + 8·block_rows·(k+8)·d (the float64 re-ranking differences) + O(block_rows·(k+8)) — about
-    25 + 200 + 6 MB for m = 100k, d = 64 and the default blocks. The fallback adds at most
-    8·65536·d for its re-ranked pairs plus the pairs within its bound per block."""
+    Peak memory beyond the float64 inputs (B = block_rows, C = block_cols, c = k + 8,
+    d' = d + 1 rounded up to a multiple of 8), whatever n and m:
+      * the float32 centred reference: 4·m·d' (torch; on the device) or 4·m·d (numpy);
+      * per query block (per worker thread on CPU): the float64 re-ranking, 3·8·B·c·d, and for
+        torch on CPU a 256 × 1024 distance tile (1 MiB), its group minima (4·256·8192 = 8 MiB)
+        and the gathered candidate groups (4·256·16c·d'); torch on a GPU: a B × C tile, 4·B·8192
+        and 4·B·16c·d'; numpy: the B × C block and its argpartition, about 3·4·B·C;
+      * the fallback, for uncertified rows only: at most 8·65536·d for its re-ranked pairs plus
+        the pairs within its bound per block.
+    At m = 100k, d = 64, k = 2 and the defaults on a 2-core CPU: 29 MB + 2 × (16 + 1 + 8 + 12) MB
+    ≈ 100 MB."""
     query, reference = _check_inputs(query, reference, k)
     n, m = len(query), len(reference)
     dim = query.shape[1]
@@ -376,19 +387,22 @@ def nearest(
     backend = _resolve_backend(backend)
     mean = reference.mean(axis=0)
     r32 = np.empty(reference.shape, dtype=np.float32)
+    r_sq_max = 0.0  # the largest squared norm of a centred reference row, for the error bound
     for r0 in range(0, m, block_cols):
-        r32[r0 : r0 + block_cols] = reference[r0 : r0 + block_cols] - mean
+        centred = reference[r0 : r0 + block_cols] - mean
+        r32[r0 : r0 + block_cols] = centred
+        r_sq_max = max(r_sq_max, float(np.einsum("ij,ij->i", centred, centred).max()))
     if backend == "torch":
         from synth_pipeline.device import pick_device
 
         device = pick_device()
         engine = _TorchBlocks(r32, block_rows, block_cols, device)
+        del r32  # the engine holds its own (augmented) copy
     else:
         device = "cpu"
         engine = _NumpyBlocks(r32, block_cols)
     n_cand = min(m, k + 8)
     tol = _float32_tolerance(dim, backend, device)
-    r_sq_max = float(np.max(np.einsum("ij,ij->i", reference - mean, reference - mean))) if m else 0.0
     rel = 4 * (dim + 4) * _F64_EPS  # float64 direct-difference error, relative
 
     def search(q0: int) -> None:
@@ -409,9 +423,11 @@ def nearest(
                 )
         dist[q0:q1], idx[q0:q1] = d, i
 
+    workers = _cpu_workers(backend, device, n)
+    if workers > 1:  # at least 4 tasks per worker thread, so that they finish together
+        block_rows = max(1, min(block_rows, max(_CPU_TILE_ROWS, -(-n // (4 * workers)))))
     starts = range(0, n, block_rows)
-    workers = _cpu_workers(backend, device, len(starts))
-    if workers == 1:
+    if workers == 1 or len(starts) == 1:
         for q0 in starts:
             search(q0)
     else:
@@ -419,13 +435,13 @@ def nearest(
     return dist, idx
 
 
-def _cpu_workers(backend: str, device: str, n_blocks: int) -> int:
+def _cpu_workers(backend: str, device: str, n: int) -> int:
     """Worker threads for torch on CPU: torch's intra-op thread count (all physical cores by default)."""
-    if backend != "torch" or device != "cpu" or n_blocks < 2:
+    if backend != "torch" or device != "cpu" or n <= _CPU_TILE_ROWS:
         return 1
     import torch
 
-    return max(1, min(torch.get_num_threads(), n_blocks))
+    return max(1, torch.get_num_threads())
 
 
 def _run_threaded(search, starts, workers: int) -> None:
