@@ -140,8 +140,8 @@ def publish(
 
 
 def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any]) -> Path:
-    """Add one refusal entry (a failed gate, or the release step's own refusal) to
-    `<root>/<dataset>/refusals/<run_id>.json`. Several gate checks of one run may refuse in
+    """Add one refusal entry (a failed gate, the generator, or the release step's own refusal) to
+    `<root>/<dataset>/refusals/<run_id>.json`, and re-render its readable `<run_id>.html`. Several gate checks of one run may refuse in
     parallel processes, so entries are merged under a file lock and written atomically."""
     folder = Path(root) / safe_name(dataset, "dataset") / "refusals"
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,10 +154,18 @@ def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any])
         doc["entries"] = [e for e in doc["entries"] if e.get("gate") != entry.get("gate")] + [entry]
         doc["failing_gates"] = sorted({e["gate"] for e in doc["entries"] if not e.get("passed", False)})
         doc["updated_at"] = utc_now()
-        tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-        _write(tmp, (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode())
-        os.replace(tmp, path)
+        from synth_pipeline.report import render_refusal  # matplotlib: only loaded when refusing
+
+        _replace(path, (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode())
+        _replace(path.with_suffix(".html"), render_refusal(doc).encode())
     return path
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Atomically replace `path`: readers see the old or the new file, never a partial one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    _write(tmp, data)
+    os.replace(tmp, path)
 
 
 def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str | None]:

@@ -73,6 +73,7 @@ def test_copy_controls_are_refused_by_dcr_and_linkability(tmp_path, data, contro
     assert _published_dirs(out) == []
     refusal = json.loads(Path(outcome.path).read_text())
     assert {"dcr_gate", "linkability_gate"} <= set(refusal["failing_gates"])
+    assert "dcr_gate" in Path(outcome.path).with_suffix(".html").read_text()  # the readable refusal
     assert not any(p.suffix == ".parquet" for p in out.rglob("*"))
 
 

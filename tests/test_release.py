@@ -84,6 +84,9 @@ def test_refusal_records_merge_entries_per_gate(tmp_path):
     path = record_refusal(tmp_path, "flchain", "run9", {"gate": "linkability_gate", "passed": False, "reason": "risk"})
     doc = json.loads(path.read_text())
     assert path == tmp_path / "flchain" / "refusals" / "run9.json"
+    page = path.with_suffix(".html").read_text()
+    assert "dcr_gate" in page and "linkability_gate" in page and "risk" in page
+    assert not list(path.parent.glob("*.tmp"))
     assert doc["failing_gates"] == ["dcr_gate", "linkability_gate"] and doc["published"] is False
 
 
