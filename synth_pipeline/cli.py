@@ -166,6 +166,25 @@ def cmd_audit(args) -> int:
     return EXIT_ERROR
 
 
+def cmd_reproduce(args) -> int:
+    from synth_pipeline.reproduce import reproduce
+
+    def run(cfg, out: Path, tags: dict[str, str]) -> Path | None:
+        outcome = run_release(cfg, out, tags=tags)
+        return Path(outcome.path) if outcome.status == "published" else None
+
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="synth-reproduce-"))
+    result = reproduce(Path(args.release_dir), out, run)
+    for note in result.notes:
+        print(f"{args.release_dir}: note: {note} (result unchanged)", file=sys.stderr)
+    if result.identical:
+        print(f"{args.release_dir}: reproduced exactly (byte-identical synthetic.parquet, same metrics) in {result.new_release}")
+        return EXIT_OK
+    for d in result.differences:
+        print(f"{args.release_dir}: {d}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def cmd_generators(args) -> int:
     from synth_pipeline.generators.base import available
 
@@ -204,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="re-verify a published release folder")
     a.add_argument("release_dir")
     a.set_defaults(func=cmd_audit)
+
+    rp = sub.add_parser("reproduce", help="re-run a release from its manifest and compare")
+    rp.add_argument("release_dir")
+    rp.add_argument("--out", help="where the re-run publishes (default: a temporary folder)")
+    rp.set_defaults(func=cmd_reproduce)
 
     g = sub.add_parser("generators", help="list the generators")
     g.set_defaults(func=cmd_generators)

@@ -97,3 +97,23 @@ def test_generators_lists_every_name(tmp_path):
     proc = run("generators", cwd=tmp_path)
     names = {line.split()[0] for line in proc.stdout.splitlines()}
     assert {"gaussian_copula", "ctgan", "tvae", "smote", "copy", "perturbed_copy"} <= names
+
+
+def test_reproduce_a_release_exactly_and_name_a_changed_input(tmp_path, flchain_csv):
+    import shutil
+
+    data = tmp_path / "flchain.csv"
+    shutil.copy(flchain_csv, data)
+    out = tmp_path / "releases"
+    proc = run("release", "--data", str(data), "--target", "death", "--drop", "futime,chapter", "--out", str(out),
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rel = proc.stdout.split("published ")[1].strip()
+    same = run("reproduce", rel, "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
+    assert "reproduced exactly" in same.stdout
+    changed_input = pd.read_csv(data)
+    changed_input.loc[0, "age"] += 1  # one age changed in the input
+    changed_input.to_csv(data, index=False)
+    changed = run("reproduce", rel, "--out", str(tmp_path / "third"), cwd=tmp_path)
+    assert changed.returncode == 1 and "input" in changed.stderr and "sha256" in changed.stderr
