@@ -122,6 +122,6 @@ def test_fast_on_8k_rows(data):
     train, holdout, schema = data
     real = train.sample(8000, replace=True, random_state=0).reset_index(drop=True)
     syn = holdout.sample(8000, replace=True, random_state=1).reset_index(drop=True)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds of this process: other jobs on a shared machine don't count
     fidelity_metrics(real, syn, schema, seed=0)
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 10
