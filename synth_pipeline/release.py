@@ -116,7 +116,8 @@ def publish(
     dataset_dir.mkdir(parents=True, exist_ok=True)
     if final.exists():
         raise ReleaseExists(str(final))
-    tmp = dataset_dir / f".tmp-{release_id}-{uuid.uuid4().hex[:8]}"
+    _remove_orphaned_temps(dataset_dir)
+    tmp = dataset_dir / f".tmp-{release_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         hashes = {}
@@ -137,6 +138,28 @@ def publish(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_orphaned_temps(dataset_dir: Path) -> None:
+    """Temp folders of publishers that died (killed mid-publish) are never releases: remove them.
+    A live publisher's temp folder (its pid is in the name) is left alone."""
+    for tmp in dataset_dir.glob(".tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 2)[-2])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any]) -> Path:

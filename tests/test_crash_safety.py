@@ -1,0 +1,71 @@
+"""Crash-safety and concurrency with real processes: a publisher killed at any point leaves a complete
+release or none; two runs for the same dataset and day leave exactly one release."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from synth_pipeline.release import audit
+
+KILL_MID_PUBLISH = r"""
+import os, sys, time
+import synth_pipeline.release as release
+root = sys.argv[1]
+real_rename = os.rename
+def slow_rename(src, dst):
+    print("RENAMING", flush=True)
+    time.sleep(60)
+    real_rename(src, dst)
+release.os.rename = slow_rename
+release.publish(root, "flchain", "20261125-x-abc", {"synthetic.parquet": b"PAR1" * 1000, "report.html": b"<html>"},
+                {"verdict": "published"})
+"""
+
+
+def _releases(root: Path) -> list[Path]:
+    return [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".") and p.name != "refusals"]
+
+
+def test_publisher_killed_mid_publish_leaves_no_release_and_the_next_publish_succeeds(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", KILL_MID_PUBLISH, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "RENAMING"  # every file written, rename pending
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _releases(tmp_path) == []  # the temp folder is not a release
+    assert list((tmp_path / "flchain").glob(".tmp-*"))
+    from synth_pipeline.release import publish
+
+    path = publish(tmp_path, "flchain", "20261125-x-abc", {"synthetic.parquet": b"PAR1", "report.html": b"<p>"},
+                   {"verdict": "published"})
+    assert audit(path).ok
+    assert not list((tmp_path / "flchain").glob(".tmp-*"))  # the dead publisher's temp is cleaned up
+
+
+def _cli(out: Path, *extra: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    return subprocess.Popen([sys.executable, "-m", "synth_pipeline.cli", "release", "--data", "actg175",
+                             "--out", str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+
+
+@pytest.mark.parametrize("kill_after", [3.0, 9.0, 15.0])
+def test_release_run_killed_at_any_point_leaves_a_complete_release_or_none(tmp_path, kill_after):
+    proc = _cli(tmp_path)
+    time.sleep(kill_after)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for rel in _releases(tmp_path):
+        assert audit(rel).ok, audit(rel).problems
+
+
+def test_two_concurrent_runs_for_the_same_day_publish_exactly_one_release(tmp_path):
+    first, second = _cli(tmp_path), _cli(tmp_path)
+    codes = [p.wait(timeout=600) for p in (first, second)]
+    assert codes == [0, 0], [p.stderr.read() for p in (first, second)]
+    [rel] = _releases(tmp_path)
+    assert audit(rel).ok
