@@ -96,9 +96,9 @@ class ConditionalWGANGP(BaseGenerator):
     - Training-by-sampling (log_frequency=True): real rows are drawn with class probability
       proportional to log(1 + class count), so the minority class is seen more often.
     - Early stopping (patience, in epochs) on a held-out proxy, not the critic: the squared MMD (RBF
-      kernels) between the 10% validation rows and as many generated rows for the same classes, with
-      fixed noise — comparable across epochs, unlike a critic gap whose critic keeps changing. The
-      best epoch's weights are kept.
+      kernels) between the validation rows (val_fraction, at most 1000) and as many generated rows
+      for the same classes, with fixed noise — comparable across epochs, unlike a critic gap whose
+      critic keeps changing. The best epoch's weights are kept.
     - `checkpoint_dir`: a checkpoint per epoch there, and a fit with the same settings resumes from it.
     - Sampling: one category per softmax block drawn from the generator's softmax (the Gumbel-max
       equivalent of training's Gumbel-softmax), seeded by `seed`. State: state_dicts (loaded with
@@ -221,7 +221,7 @@ class ConditionalWGANGP(BaseGenerator):
             return out
 
         val_gen = torch.Generator().manual_seed(seed + 1)
-        z_val = torch.randn(min(n_val, 2000) or 1, emb, generator=val_gen).to(device)
+        z_val = torch.randn(min(n_val, 1000) or 1, emb, generator=val_gen).to(device)
         hard_state = val_gen.get_state()
 
         def val_loss(xv, cv):
