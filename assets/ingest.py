@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from assets.refusal import final_on_bad_input
 from resources import PipelineSettings
 from synth_pipeline.data import load_dataset
 from synth_pipeline.hashing import file_sha256
@@ -14,6 +15,7 @@ GROUP = "tabular"
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"})
+@final_on_bad_input
 def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> pd.DataFrame:
     """The source table as read (bundled name or CSV / Parquet / ARFF path), with its schema."""
     cfg = settings.run_config()
@@ -33,6 +35,7 @@ def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> 
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "great_expectations"})
+@final_on_bad_input
 def validated_table(context: dg.AssetExecutionContext, raw_table: pd.DataFrame) -> pd.DataFrame:
     """Identifiers and leaky columns removed, typed to the schema, and validated; a failed
     expectation stops the run with the expectation and column named."""

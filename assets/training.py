@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.refusal import refuse
+from assets.refusal import final_on_bad_input, refuse
 from resources import ComputeDevice, PipelineSettings, ReleaseStore
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import load_generator, make_generator
@@ -18,6 +18,7 @@ GROUP = "tabular"
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch"}, pool="gpu")
+@final_on_bad_input
 def fitted_generator(
     context: dg.AssetExecutionContext, train_split: pd.DataFrame, settings: PipelineSettings, device: ComputeDevice,
     release_store: ReleaseStore,
@@ -43,6 +44,7 @@ def fitted_generator(
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"})
+@final_on_bad_input
 def synthetic_candidate(
     context: dg.AssetExecutionContext, fitted_generator: Path, train_split: pd.DataFrame, settings: PipelineSettings,
     release_store: ReleaseStore,

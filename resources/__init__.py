@@ -1,8 +1,9 @@
 """Dagster resources: run settings, the Parquet IO manager, the release store, the compute device."""
 
+from resources.alerts import AlertWebhook
 from resources.device import ComputeDevice
 from resources.parquet_io import ParquetIOManager
 from resources.release_store import ReleaseStore
 from resources.settings import PipelineSettings
 
-__all__ = ["ComputeDevice", "ParquetIOManager", "PipelineSettings", "ReleaseStore"]
+__all__ = ["AlertWebhook", "ComputeDevice", "ParquetIOManager", "PipelineSettings", "ReleaseStore"]

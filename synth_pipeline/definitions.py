@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets import evaluation, ingest, release, split, training
 from assets.gates import GATE_CHECKS
-from assets.schedules import nightly_release, release_job
+from assets.operations import alerts_from_env, new_input_file, nightly_release, release_job
 from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
 
 ASSETS = [
@@ -26,6 +26,7 @@ def default_resources() -> dict:
         "io_manager": ParquetIOManager(),
         "release_store": ReleaseStore(),
         "device": ComputeDevice(),
+        "alerts": alerts_from_env(),
     }
 
 
@@ -34,5 +35,6 @@ defs = dg.Definitions(
     asset_checks=GATE_CHECKS,
     jobs=[release_job],
     schedules=[nightly_release],
+    sensors=[new_input_file],
     resources=default_resources(),
 )

@@ -118,7 +118,7 @@ def test_release_alone_refuses_when_the_candidate_changed_after_its_gates(tmp_pa
 def test_nightly_schedule_requests_one_isolated_run_per_bundled_dataset():
     from datetime import datetime, timezone
 
-    from assets.schedules import nightly_release
+    from assets.operations import nightly_release
     from synth_pipeline.data import BUNDLED
 
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 2, tzinfo=timezone.utc))
