@@ -143,11 +143,13 @@ def test_nearest_is_independent_of_block_sizes(backend):
 
 
 @pytest.mark.parametrize("tiles_ranked_together", [3, 128])
-def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked_together):
+@pytest.mark.parametrize("keep_tiles", [True, False])
+def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked_together, keep_tiles):
     # query and reference both span many blocks (grouped top-k on; its group minima ranked over 3
-    # tiles at a time and merged, or over all 11 tiles with the two-level ranking): same answer as
-    # one block each
+    # tiles at a time and merged, or over all 11 tiles with the two-level ranking; members read from
+    # kept tiles or recomputed): same answer as one block each
     monkeypatch.setattr(privacy, "_SUPER", tiles_ranked_together)
+    monkeypatch.setattr(privacy, "_KEEP_COLS", 16384 if keep_tiles else 0)
     rng = np.random.default_rng(3)
     ref, query = rng.normal(size=(12000, 8)), rng.normal(size=(1000, 8))
     ref[::997] = query[: len(ref[::997])]
