@@ -6,6 +6,7 @@ import pandas as pd
 
 from synth_pipeline.config import RunConfig
 from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_gate
+from synth_pipeline.metrics.attacks import inference, singling_out
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.fidelity import fidelity_metrics
 from synth_pipeline.metrics.privacy import dcr_metrics, linkability
@@ -23,8 +24,11 @@ def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> M
 
 
 def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
-    """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), and linkability."""
-    return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), _link_metric(candidate, train, holdout, schema, cfg)]
+    """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), linkability, and
+    (report only, no gate) anonymeter singling-out and attribute inference of the sensitive columns."""
+    return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), _link_metric(candidate, train, holdout, schema, cfg),
+            singling_out(train, holdout, candidate, schema, seed=cfg.seed),
+            *inference(train, holdout, candidate, schema, seed=cfg.seed)]
 
 
 def utility_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
