@@ -24,13 +24,17 @@ setup: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 run: setup
 	$(BIN)/synth-pipeline release --data flchain --generator gaussian_copula --out releases
 
-test: setup browsers
+test: setup services
 	$(BIN)/pytest -m "not benchmark"
 
-# headless Chromium for tests/test_report.py (Debian's package; skipped when already installed)
-.PHONY: browsers
+# What the tests need besides Python, from Debian's packages, on loopback only: headless Chromium
+# (report and UI checks) and a throw-away PostgreSQL server on 127.0.0.1:55432 (Dagster storage test).
+.PHONY: browsers services
 browsers:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+services: browsers
+	scripts/postgres.sh
 
 bench: setup
 	$(BIN)/pytest -m benchmark
