@@ -36,6 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators.base import TrainingRowsGenerator, make_generator, register
@@ -164,7 +165,8 @@ class _Resampler(TrainingRowsGenerator):
         size = int(y.value_counts().min() if not isinstance(strategy, dict) else min(self._counts()[c] for c in strategy))
         sampler = self._sampler(strategy, seed, size, enc)
         try:
-            return sampler.fit_resample(x, y)
+            with threadpool_limits(limits=1):  # one thread: same neighbours everywhere, no oversubscription
+                return sampler.fit_resample(x, y)
         except (ValueError, RuntimeError) as e:
             raise GeneratorError(self._explain(e, what)) from e
 
