@@ -12,10 +12,13 @@ seed 0 | 1:
   rus               memorisation 1.000 | 1.000, share 0.703 | 0.707, exact copies 1.000 | 1.000 -> refused
   smote             memorisation 0.242 | 0.237, share 0.647 | 0.623, exact copies 0 | 0         -> refused
   borderline_smote  memorisation 0.332 | 0.349, share 0.685 | 0.708, exact copies 0 | 0         -> refused
-  adasyn            memorisation 0.391 | 0.407, share 0.699 | 0.680, exact copies 0 | 0         -> refused
+  adasyn            memorisation 0.393 | 0.391, share 0.692 | 0.696, exact copies 0 | 0         -> refused
+On the tests' 2000-row subsample (train 1400, candidate 700), seed 0 | 1: smote memorisation 0.219 |
+0.219, share 0.629 | 0.646; borderline_smote 0.530 | 0.456, 0.694 | 0.751; adasyn 0.584 | 0.511,
+0.719 | 0.709; ros and rus 1.000 memorisation and exact copies, share 0.71-0.74.
 The SMOTE family leaks on FLCHAIN: its rows sit closer to train than fresh real rows do (memorisation
-well over 0.10 everywhere; the share is the closer call). The tests below check the same verdict on a
-2000-row subsample for two seeds.
+well over 0.10 everywhere; the share is the closer call). The tests check the same verdict, for the same
+reason, on the subsample for two seeds.
 """
 
 import pandas as pd
@@ -131,7 +134,7 @@ def test_dcr_gate_refuses_the_smote_family_on_flchain_for_two_seeds(name):
     for seed in (0, 1):
         result, m = _gate(name, seed)
         assert not result.passed, (seed, result.reason)
-        assert m["memorisation_rate"] > 0.15, (seed, m)
+        assert m["memorisation_rate"] > RunConfig().thresholds.memorisation_max, (seed, m)
         assert m["exact_copies"] == 0.0, (seed, m)  # near-copies, not copies: those are dropped
 
 
