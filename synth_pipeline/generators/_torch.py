@@ -35,8 +35,10 @@ works as a critic-free validation loss.
 
 `train(...)` — one training loop for every torch model: seeded batching, a progress bar with the
 losses, early stopping on a validation loss with the best weights restored, a checkpoint every
-epoch (state_dicts + JSON) and resume after an interruption. See its docstring. `save_modules` /
-`load_modules` write and read final weights (state_dicts only, loaded with weights_only=True).
+epoch (state_dicts + JSON) and resume after an interruption. See its docstring. `num_threads(n)`
+is the context manager it uses to run torch on one CPU thread (use it around sampling too).
+`save_modules` / `load_modules` write and read final weights (state_dicts only, loaded with
+weights_only=True).
 """
 
 from __future__ import annotations
@@ -473,6 +475,20 @@ def deterministic(device: str):
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """torch.set_num_threads(n) for the block (None: unchanged), the previous count restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _rng_state(batch_gen, device: str) -> dict[str, Any]:
     import torch
 
@@ -524,6 +540,7 @@ def train(
     resume: bool = False,
     config: dict[str, Any] | None = None,
     desc: str = "train",
+    threads: int | None = 1,
 ) -> TrainResult:
     """Train `modules` (dict name -> nn.Module) with `optimizers` (dict name -> torch optimizer).
 
@@ -552,6 +569,10 @@ def train(
               weights_only=True) up to `epochs` in total; a resumed run gives the same weights as an
               uninterrupted one. `config` (JSON-able; leave `epochs` out of it) must equal the
               checkpoint's, else ValueError — it guards against resuming a different model.
+    threads   on CPU, torch.set_num_threads(threads) for the loop, restored afterwards (None: leave
+              it). One thread by default: these small MLPs gain little from more, a busy machine
+              makes multi-threaded torch many times slower (spin-waiting), and results then do
+              not depend on the machine's core count.
     Runs under `deterministic(device)`; the progress bar (tqdm, see `progress_enabled`) shows the
     epoch's mean losses and the val loss.
     """
@@ -607,7 +628,7 @@ def train(
     bar = tqdm(total=epochs, initial=min(start, epochs), desc=desc, disable=not progress_enabled(),
                leave=False, dynamic_ncols=True)
     try:
-        with deterministic(device):
+        with deterministic(device), num_threads(threads if not str(device).startswith("cuda") else None):
             epoch = start
             while epoch < epochs and not stopped:
                 for m in modules.values():

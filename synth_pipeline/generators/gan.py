@@ -250,7 +250,7 @@ class ConditionalWGANGP(BaseGenerator):
     def _draw(self, k: int, seed: int, label: str | None) -> pd.DataFrame:
         import torch
 
-        from synth_pipeline.generators._torch import activate
+        from synth_pipeline.generators._torch import activate, num_threads
 
         rng = np.random.default_rng(seed)
         if label is not None:
@@ -264,7 +264,7 @@ class ConditionalWGANGP(BaseGenerator):
         c = torch.as_tensor(self._cond(idx))
         self.gen.eval()
         parts = []
-        with torch.no_grad():
+        with torch.no_grad(), num_threads(1 if self.device == "cpu" else None):
             for s in range(0, k, 10000):
                 raw = self.gen(z[s:s + 10000].to(self.device), c[s:s + 10000].to(self.device))
                 parts.append(activate(raw, self.encoder.spans).cpu().numpy())
