@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from _flchain import flchain, noisy_copy, split
 from sklearn.neighbors import NearestNeighbors
 
@@ -153,8 +154,10 @@ def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked
     rng = np.random.default_rng(3)
     ref, query = rng.normal(size=(12000, 8)), rng.normal(size=(1000, 8))
     ref[::997] = query[: len(ref[::997])]
+    threads = torch.get_num_threads()
     one = nearest(query, ref, k=2, block_rows=1000, block_cols=12000, backend="torch")
     many = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
+    assert torch.get_num_threads() == threads  # the worker threads' single-threading is undone
     np.testing.assert_array_equal(one[1], many[1])
     np.testing.assert_array_equal(one[0], many[0])
     assert (many[0][: len(ref[::997]), 0] == 0.0).all()
