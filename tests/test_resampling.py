@@ -159,6 +159,21 @@ def test_adasyn_without_neighbours_of_another_class_is_a_clear_error(flchain):
         gen.sample(50, seed=0, conditions=pd.DataFrame({schema.target: ["dead"]}))
 
 
+@pytest.mark.parametrize("name, message", [
+    ("smote", r"^smote: only 0 of the \d+ new rows of class 'dead' SMOTENC generated differ from every training row"),
+    ("borderline_smote", r"^borderline_smote: BorderlineSMOTE generated no new rows of class 'dead': no row of the class is on its border"),
+])
+def test_a_class_of_identical_rows_is_a_clear_error(name, message, flchain):
+    """Interpolating between identical rows gives only copies (dropped); none of them is on the class
+    border either (its nearest neighbours are its copies), so Borderline-SMOTE generates nothing."""
+    train, _, schema = flchain
+    dead = train[train[schema.target] == "dead"].head(1)
+    copies = pd.concat([train[train[schema.target] == "alive"], *[dead] * 10], ignore_index=True)
+    gen = _fit(name, copies, schema)
+    with pytest.raises(GeneratorError, match=message):
+        gen.sample(50, seed=0, conditions=pd.DataFrame({schema.target: ["dead"]}))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_a_categorical_target_is_required(name, actg):
     train, _, schema = actg

@@ -223,21 +223,24 @@ class _OverSampler(_Resampler):
         the request doubled while too few survive (copy removal, ADASYN's rounding of its per-row
         counts); a seeded subset of the survivors is kept (ADASYN orders new rows by source row)."""
         train_keys = _row_keys(self.rows)
-        request, got = self._first_request(m, int(self._counts()[label])), 0
+        request, generated, got = self._first_request(m, int(self._counts()[label])), 0, 0
         for _ in range(MAX_ATTEMPTS):
             new = self._oversample_or_none(enc, x, label, request, seed)
             if new is not None:
+                generated = len(new)
                 new = new[~_row_keys(new).isin(train_keys)].reset_index(drop=True)
                 got = len(new)
                 if got >= m:
                     keep = np.sort(np.random.default_rng(seed).choice(got, size=m, replace=False))
                     return new.iloc[keep].reset_index(drop=True)
+                if got == 0:  # nothing to generate from, or only copies: asking for more cannot help
+                    break
             request *= 2
-        if got == 0:
+        if generated == 0:
             raise GeneratorError(f"{self.name}: {self.method} generated no new rows of class '{label}'{self.none_hint}")
         raise GeneratorError(
-            f"{self.name}: only {got} of {m} new rows of class '{label}' differ from every training row "
-            f"(asked {self.method} for up to {request // 2})"
+            f"{self.name}: only {got} of the {generated} new rows of class '{label}' {self.method} generated "
+            f"differ from every training row; {m} are needed"
         )
 
     none_hint: ClassVar[str] = ""
