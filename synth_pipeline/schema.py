@@ -24,7 +24,8 @@ class ColumnSpec:
 @dataclass(frozen=True)
 class Schema:
     """What the pipeline models: `columns` (target included, in order) after `drop` and `identifiers`
-    are removed. `positive` is the target class scored by AUROC (binary targets)."""
+    are removed. `positive` is the target class scored by AUROC (binary targets). `sensitive` names
+    the columns (besides the target) an attacker would want to infer: each gets an inference attack."""
 
     dataset: str
     target: str
@@ -32,6 +33,7 @@ class Schema:
     drop: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
     positive: str | None = None
+    sensitive: tuple[str, ...] = ()
     source: str = ""
     licence: str = ""
     notes: dict[str, str] = field(default_factory=dict)
@@ -73,6 +75,7 @@ class Schema:
                 "columns": cols,
                 "drop": tuple(d.get("drop", ())),
                 "identifiers": tuple(d.get("identifiers", ())),
+                "sensitive": tuple(d.get("sensitive", ())),
                 "notes": dict(d.get("notes", {})),
             }
         )

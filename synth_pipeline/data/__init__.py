@@ -63,6 +63,7 @@ def load_dataset(
         drop=drop_all,
         identifiers=ids_all,
         positive=positive,
+        sensitive=tuple(c for c in declared.sensitive if c in kept and c != target) if declared else (),
         source=declared.source if declared else str(source),
         licence=declared.licence if declared else "",
         notes=dict(declared.notes) if declared else {"schema": "inferred from the file"},

@@ -46,6 +46,7 @@ FLCHAIN = Schema(
     target="death",
     positive="dead",
     drop=("futime", "chapter"),
+    sensitive=("mgus", "creatinine"),  # a diagnosis and a kidney-function lab value
     columns=(
         _int("age", 0, 120),
         _cat("sex", ("F", "M")),
@@ -80,6 +81,7 @@ ACTG175 = Schema(
     positive="1",
     drop=("days",),
     identifiers=("Unnamed: 0", "pidnum"),
+    sensitive=("hemo", "homo", "drugs", "race"),  # haemophilia, sexual behaviour, IV drug use, race
     columns=(
         _int("age", 0, 120),
         _num("wtkg", 20, 250),
@@ -128,6 +130,7 @@ GBSG2 = Schema(
     target="cens",
     positive="1",
     drop=("time",),
+    sensitive=("tgrade", "pnodes"),  # tumour grade and positive lymph nodes
     columns=(
         _cat("horTh", ("no", "yes")),
         _int("age", 0, 120),
