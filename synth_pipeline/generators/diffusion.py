@@ -8,9 +8,11 @@ Model
   0 (the median) in normalised space and set back to NaN on output. Categorical columns (NaN as its
   own level) are integer tokens.
 - Numeric part: Gaussian DDPM, cosine alpha-bar schedule (Nichol & Dhariwal), T = 1000 training
-  steps, epsilon prediction with MSE loss. Sampling is DDIM on a strided subset of `sample_steps`
-  timesteps (eta = 0 deterministic given the initial noise; `eta` > 0 adds DDPM-like noise), with the
-  predicted x0 clipped to the range seen in training.
+  steps, epsilon prediction with MSE loss. Sampling is DDIM (Song et al.) on a strided grid of
+  `sample_steps` (100) timesteps, predicted x0 clipped to the encoder's +-5 range. `eta` = 1 (default)
+  is DDIM's stochastic, DDPM-like variant, eta = 0 the deterministic one: on FLCHAIN eta = 1 gives
+  column shapes 0.990 vs 0.972 and pair trends 0.979 vs 0.958 at an equal DCR share (0.51 vs 0.52);
+  on ACTG175 0.982 vs 0.968 and 0.968 vs 0.934, at a DCR share of 0.554 vs 0.536.
 - Categorical part: masked (absorbing-state) diffusion, as in MDLM / TabDiff, rather than TabDDPM's
   multinomial diffusion: at time t every token is replaced by a [MASK] token with probability t/T,
   the loss is the cross-entropy of the original value on the masked tokens, and sampling unmasks each
@@ -28,11 +30,16 @@ Model
   logits; g = 1 is the plain conditional model (one forward pass), g > 1 sharpens the class
   (equivalently (1 + w) cond - w null with w = g - 1), g = 0 is the unconditional model.
   Without a categorical target the model is unconditional and the target an ordinary column.
-Training: AdamW, early stopping on a validation diffusion loss (10% of the rows, fixed noise draws),
-the best weights kept; progress bar with the loss; seeded; CUDA when pick_device() finds it.
-State: state_dict (weights_only=True on load) + JSON config/encoder; nothing is pickled.
+Training: the shared `_torch.train` loop (seeded batching, tqdm bar with the loss, a checkpoint every
+epoch when `checkpoint_dir` is set and resume from it). AdamW; an exponential moving average of the
+weights (`ema_decay`, 0.999) is what is sampled from and what the validation diffusion loss (10% of
+the rows, fixed noise draws) scores for early stopping (`patience` epochs), best epoch kept. On
+FLCHAIN at 100 epochs the average lifts column shapes from 0.927 to 0.972 and pair trends from 0.910
+to 0.958. CUDA when pick_device() finds it. Encoding is the shared `TableEncoder(numeric="quantile")`.
+State: the EMA denoiser's state_dict (loaded with weights_only=True) + JSON encoder/config; no pickle.
 """
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -177,6 +184,27 @@ def sample_diffusion(model: Denoiser, ab: torch.Tensor, c: torch.Tensor, *, step
     return x, tok
 
 
+class _EMA(nn.Module):
+    """Exponential moving average of a denoiser's weights (decay warmed up as (1+n)/(10+n)); a module,
+    so the shared trainer checkpoints it, step counter included, and restores its best epoch."""
+
+    def __init__(self, model: Denoiser, decay: float) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.decay = float(decay)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, model: Denoiser) -> None:
+        self.steps += 1
+        n = float(self.steps)
+        d = min(self.decay, (1 + n) / (10 + n))
+        for pe, pm in zip(self.model.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - d)
+        for be, bm in zip(self.model.buffers(), model.buffers()):
+            be.copy_(bm)
+
+
 # ---- the generator ---------------------------------------------------------------------------------
 def _tokens_layout(enc: TableEncoder) -> tuple[list[int], list[tuple[int, int]]]:
     """Positions of the numeric values ("linear" spans) and the (start, end) of every token block
@@ -196,12 +224,12 @@ class DiffusionGenerator(BaseGenerator):
 
     def __init__(self, epochs: int = 1000, batch_size: int = 256, lr: float = 2e-3, hidden: int = 256,
                  n_layers: int = 3, dropout: float = 0.0, sample_steps: int = 100, guidance_scale: float = 1.0,
-                 eta: float = 0.0, cond_dropout: float = 0.1, patience: int = 50, val_fraction: float = 0.1,
-                 checkpoint_dir: str | None = None) -> None:
+                 eta: float = 1.0, cond_dropout: float = 0.1, patience: int = 50, val_fraction: float = 0.1,
+                 ema_decay: float = 0.999, checkpoint_dir: str | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, n_layers=n_layers,
                          dropout=dropout, sample_steps=sample_steps, guidance_scale=guidance_scale, eta=eta,
                          cond_dropout=cond_dropout, patience=patience, val_fraction=val_fraction,
-                         checkpoint_dir=checkpoint_dir)
+                         ema_decay=ema_decay, checkpoint_dir=checkpoint_dir)
 
     # -- layout ------------------------------------------------------------------------------------
     def _columns(self) -> list[str]:
@@ -248,11 +276,11 @@ class DiffusionGenerator(BaseGenerator):
         counts = labels.value_counts(dropna=False) if self.classes else pd.Series(dtype=int)
         self.class_freq = {("" if pd.isna(k) else str(k)): int(v) for k, v in counts.items()}
         self.device = pick_device()
-        self.model = self._build().to(self.device)
+        model = self._build().to(self.device)
+        ema = _EMA(model, p["ema_decay"]).to(self.device)
         ab = cosine_alpha_bar().to(self.device)
-        opt = torch.optim.AdamW(self.model.parameters(), lr=p["lr"], weight_decay=1e-4)
+        opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=1e-4)
         null = len(self.classes)
-        model = self.model
 
         def step(xb, kb, cb):
             drop = torch.rand(len(cb)).to(cb.device) < p["cond_dropout"]
@@ -260,19 +288,21 @@ class DiffusionGenerator(BaseGenerator):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            ema.update(model)
             return {"loss": float(loss.detach())}
 
-        def val_loss(xv, kv, cv):
+        def val_loss(xv, kv, cv):  # of the averaged weights, which are the ones sampled from
             gen = torch.Generator().manual_seed(seed + 1)  # the same draws every epoch
-            return float(np.mean([float(diffusion_loss(model, ab, xv, kv, cv, gen)) for _ in range(4)]))
+            return float(np.mean([float(diffusion_loss(ema.model, ab, xv, kv, cv, gen)) for _ in range(4)]))
 
         result = train(
-            {"denoiser": model}, {"adamw": opt}, step, (x, tok, c),
+            {"denoiser": model, "ema": ema}, {"adamw": opt}, step, (x, tok, c),
             epochs=p["epochs"], batch_size=p["batch_size"], seed=seed, val_loss=val_loss,
             val_fraction=p["val_fraction"] if len(table) >= 20 else 0.0, patience=p["patience"],
             device=self.device, checkpoint_dir=p["checkpoint_dir"], resume=p["checkpoint_dir"] is not None,
             config=self._config(len(table), seed), desc="diffusion",
         )
+        self.model = ema.model.eval()
         self.training = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                          "best_val": result.best_val, "stopped_early": result.stopped_early}
 
