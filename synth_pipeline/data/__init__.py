@@ -2,18 +2,25 @@
 pipeline models (declared for bundled tables, inferred for files, adjusted by the caller's options)."""
 
 from collections.abc import Mapping, Sequence
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from synth_pipeline.data.bundled import BUNDLED, BundledDataset
 from synth_pipeline.data.infer import KINDS, check_kinds, choose_positive, infer_spec, override_kind
 from synth_pipeline.data.readers import SUPPORTED, read_table
 from synth_pipeline.errors import BadInput
+from synth_pipeline.identifiers import detect_identifiers
 from synth_pipeline.schema import ColumnSpec, Schema
 
-__all__ = ["BUNDLED", "BundledDataset", "KINDS", "LoadedTable", "load_dataset", "read_table"]
+__all__ = ["BUNDLED", "BundledDataset", "KINDS", "LoadedTable", "load_dataset", "read_table", "slugify"]
+
+ON_IDENTIFIERS = ("drop", "refuse")
+MAX_ABS_VALUE = 1e15  # beyond this, float64 sums and variances lose the data (or overflow)
+MIXED_NUMERIC_SHARE = 0.9  # a text column whose values are mostly numbers is a polluted numeric column
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,17 @@ def load_dataset(
     drop: Sequence[str] = (),
     id_columns: Sequence[str] = (),
     column_kinds: Mapping[str, str] | None = None,
+    on_identifiers: str = "drop",
 ) -> LoadedTable:
     """Load a bundled table (case-insensitive name) or a .csv/.parquet/.arff file. Raises BadInput
-    with one line naming the file, column or problem for anything the user can fix."""
+    with one line naming the file, column or problem for anything the user can fix.
+
+    For a file (not a bundled table, whose schema is declared), columns that look like direct
+    identifiers (synth_pipeline.identifiers) are dropped into `identifiers` with the reason in the
+    schema notes, or, with on_identifiers="refuse", the load fails naming them. All-missing columns
+    are dropped with a note; constant ones are kept with a note."""
+    if on_identifiers not in ON_IDENTIFIERS:
+        raise BadInput(f"config: on_identifiers {on_identifiers!r} must be one of {', '.join(ON_IDENTIFIERS)}")
     bundled = BUNDLED.get(str(data).strip().lower())
     source = bundled.path() if bundled else _resolve_path(str(data))
     raw = read_table(source)
@@ -47,17 +62,22 @@ def load_dataset(
     drop_all = _union(declared.drop if declared else (), drop)
     ids_all = _union(declared.identifiers if declared else (), id_columns)
     _check_columns(raw, where, target, drop_all, ids_all)
-    kept = [c for c in raw.columns if c not in set(drop_all) | set(ids_all)]
     kinds = dict(column_kinds or {})
-    check_kinds(kinds, kept, where)
+    check_kinds(kinds, [c for c in raw.columns if c not in set(drop_all) | set(ids_all)], where)
+    notes: dict[str, str] = dict(declared.notes) if declared else {"schema": "inferred from the file"}
+    if not declared:
+        drop_all, ids_all = _screen(raw, where, target, drop_all, ids_all, kinds, notes, on_identifiers)
+    kept = [c for c in raw.columns if c not in set(drop_all) | set(ids_all)]
     if kinds.get(target, "categorical") != "categorical":
         raise BadInput(f"{where}: target column '{target}' must be categorical, not {kinds[target]}")
     specs = tuple(_spec(raw[c], declared, kinds.get(c), where) for c in kept)
+    if not declared:
+        _check_values(raw, specs, where, target, kinds, notes)
     specs = tuple(_target_spec(s, raw[target], where) if s.name == target else s for s in specs)
     _check_classes(raw[target], where)
     positive = declared.positive if declared and target == declared.target else choose_positive(raw[target])
     schema = Schema(
-        dataset=declared.dataset if declared else source.stem,
+        dataset=declared.dataset if declared else slugify(source.stem),
         target=target,
         columns=specs,
         drop=drop_all,
@@ -66,7 +86,7 @@ def load_dataset(
         sensitive=tuple(c for c in declared.sensitive if c in kept and c != target) if declared else (),
         source=declared.source if declared else str(source),
         licence=declared.licence if declared else "",
-        notes=dict(declared.notes) if declared else {"schema": "inferred from the file"},
+        notes=notes,
     )
     return LoadedTable(raw=raw, schema=schema, source=source)
 
@@ -92,7 +112,10 @@ def _union(declared: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
 
 def _check_columns(raw: pd.DataFrame, where: str, target: str, drop: Sequence[str], ids: Sequence[str]) -> None:
     if target not in raw.columns:
-        raise BadInput(f"{where}: unknown target column '{target}' (available: {_names(raw)})")
+        hint = ""
+        if raw.shape[1] == 1:
+            hint = "; the file was read as a single column: is its delimiter one of , ; tab | ?"
+        raise BadInput(f"{where}: unknown target column '{target}' (available: {_names(raw)}){hint}")
     for option, cols in (("drop", drop), ("id_columns", ids)):
         for c in cols:
             if c not in raw.columns:
@@ -116,3 +139,63 @@ def _check_classes(s: pd.Series, where: str) -> None:
     classes = s.dropna().astype(str).unique()
     if len(classes) < 2:
         raise BadInput(f"{where}: target column '{s.name}' has {len(classes)} class(es) after removing missing values; need at least 2")
+
+
+def slugify(stem: str) -> str:
+    """A file name stem as a safe folder name: "my data (v2)" -> "my_data_v2"; never empty, never
+    '..', at most 80 characters (release.safe_name accepts every result)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(stem))
+    slug = re.sub(r"\.{2,}", ".", slug)
+    slug = re.sub(r"_{2,}", "_", slug).strip("._-")[:80].rstrip("._-")
+    return slug or "data"
+
+
+def _screen(
+    raw: pd.DataFrame, where: str, target: str, drop: tuple[str, ...], ids: tuple[str, ...],
+    kinds: Mapping[str, str], notes: dict[str, str], on_identifiers: str,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """File data only: remove all-missing columns (note) and direct identifiers (note, or refuse)."""
+    removed = set(drop) | set(ids) | {target}
+    empty = [c for c in raw.columns if c not in removed and raw[c].isna().all()]
+    for c in empty:
+        notes[f"dropped:{c}"] = "dropped: every value is missing (nothing to model)"
+    candidates = [c for c in raw.columns if c not in removed and c not in empty]
+    findings = detect_identifiers(raw[candidates], target=target)
+    if findings and on_identifiers == "refuse":
+        listed = ", ".join(f"'{f.column}' ({f.kind})" for f in findings)
+        raise BadInput(f"{where}: direct identifier column(s) found: {listed}; remove them, list them in "
+                       "id_columns, or set on_identifiers='drop'")
+    for f in findings:
+        notes[f"identifier:{f.column}"] = f.note()
+    return _union(drop, empty), _union(ids, [f.column for f in findings])
+
+
+def _check_values(
+    raw: pd.DataFrame, specs: Sequence[ColumnSpec], where: str, target: str, kinds: Mapping[str, str],
+    notes: dict[str, str],
+) -> None:
+    """File data only: refuse text mixed into a numeric column and values no model can handle
+    (infinite, or beyond +-1e15); note constant columns (kept: harmless, and they may be codes)."""
+    for spec in specs:
+        s = raw[spec.name]
+        values = s.dropna()
+        if spec.name != target and values.nunique() == 1:
+            notes[f"constant:{spec.name}"] = f"constant: every value is {str(values.iloc[0])!r} (kept)"
+        if spec.kind == "categorical" and not pd.api.types.is_numeric_dtype(s) and spec.name not in kinds:
+            parsed = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+            share = float(parsed.notna().mean()) if len(values) else 0.0
+            if MIXED_NUMERIC_SHARE <= share < 1.0 and parsed.nunique() > 10:
+                bad = values[parsed.isna()]
+                raise BadInput(
+                    f"{where}: column '{spec.name}' mixes numbers and text ({len(bad)} of {len(values)} values are "
+                    f"not numbers, e.g. {str(bad.iloc[0])!r}); clean it, or declare its kind in column_kinds"
+                )
+        if spec.kind != "categorical" and spec.name != target:
+            numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+            if not np.isfinite(numbers.dropna()).all():
+                raise BadInput(f"{where}: column '{spec.name}' has infinite values; replace them with a number or leave them empty")
+            if len(numbers) and numbers.abs().max() > MAX_ABS_VALUE:
+                raise BadInput(
+                    f"{where}: column '{spec.name}' has values beyond +-{MAX_ABS_VALUE:g} "
+                    f"(max |value| {numbers.abs().max():g}); rescale it"
+                )

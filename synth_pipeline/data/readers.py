@@ -33,7 +33,13 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def decode_text(path: Path, data: bytes) -> str:
-    """utf-8 (BOM tolerated) first, latin-1 as the fallback older exports need; NUL bytes mean binary."""
+    """utf-8 (BOM tolerated) first, latin-1 as the fallback older exports need; UTF-16 only with its
+    byte-order mark (Excel's "Unicode text"); otherwise NUL bytes mean binary."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise BadInput(f"{path}: not valid UTF-16 text despite its byte-order mark") from None
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise BadInput(f"{path}: not a text file (binary content)")
     try:
