@@ -20,7 +20,8 @@ def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> 
     """The source table as read (bundled name or CSV / Parquet / ARFF path), with its schema."""
     cfg = settings.run_config()
     loaded = load_dataset(
-        cfg.data, target=cfg.target, drop=cfg.drop, id_columns=cfg.id_columns, column_kinds=cfg.column_kinds
+        cfg.data, target=cfg.target, drop=cfg.drop, id_columns=cfg.id_columns, column_kinds=cfg.column_kinds,
+        on_identifiers=cfg.on_identifiers,
     )
     raw = loaded.raw.copy()
     sha = file_sha256(loaded.source)

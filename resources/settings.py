@@ -26,6 +26,7 @@ class PipelineSettings(dg.ConfigurableResource):
     dcr_share_max: float = Thresholds.dcr_share_max
     linkability_ci_high_max: float = Thresholds.linkability_ci_high_max
     tstr_ratio_min: float = Thresholds.tstr_ratio_min
+    on_identifiers: str = "drop"
 
     def run_config(self) -> RunConfig:
         d = self.model_dump()

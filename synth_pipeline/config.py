@@ -35,6 +35,7 @@ class RunConfig:
     column_kinds: dict[str, str] = field(default_factory=dict)
     link_attacks: int = 1000
     thresholds: Thresholds = field(default_factory=Thresholds)
+    on_identifiers: str = "drop"  # direct identifiers detected in file data: "drop" (noted) | "refuse"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -74,6 +75,8 @@ class RunConfig:
             raise BadInput(f"config: n_rows must be positive, got {self.n_rows}")
         if len(self.conditions) > 1 or (self.conditions and self.target and set(self.conditions) != {self.target}):
             raise BadInput(f"config: conditions {self.conditions} must name only the target column")
+        if self.on_identifiers not in ("drop", "refuse"):
+            raise BadInput(f"config: on_identifiers {self.on_identifiers!r} must be 'drop' or 'refuse'")
         if self.link_attacks < 10:
             raise BadInput(f"config: link_attacks must be >= 10, got {self.link_attacks}")
 
