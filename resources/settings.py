@@ -22,6 +22,7 @@ class PipelineSettings(dg.ConfigurableResource):
     id_columns: list[str] = []
     column_kinds: dict[str, str] = {}
     link_attacks: int = 1000
+    link_neighbors: int = 5
     memorisation_max: float = Thresholds.memorisation_max
     dcr_share_max: float = Thresholds.dcr_share_max
     linkability_ci_high_max: float = Thresholds.linkability_ci_high_max

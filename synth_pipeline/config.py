@@ -34,6 +34,7 @@ class RunConfig:
     id_columns: tuple[str, ...] = ()
     column_kinds: dict[str, str] = field(default_factory=dict)
     link_attacks: int = 1000
+    link_neighbors: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
     on_identifiers: str = "drop"  # direct identifiers detected in file data: "drop" (noted) | "refuse"
 
@@ -84,7 +85,8 @@ class RunConfig:
 def gate_settings_sha256(cfg: RunConfig) -> str:
     """Digest of everything a gate verdict depends on besides the data: thresholds, attack count
     and seed. A check result computed under other settings must not release this candidate."""
-    body = {"thresholds": asdict(cfg.thresholds), "link_attacks": cfg.link_attacks, "seed": cfg.seed}
+    body = {"thresholds": asdict(cfg.thresholds), "link_attacks": cfg.link_attacks,
+            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -18,8 +18,8 @@ GateEvaluator = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema, RunC
 
 def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> MetricResult:
     return linkability(
-        train, holdout, candidate, schema, n_attacks=cfg.link_attacks, seed=cfg.seed,
-        threshold=cfg.thresholds.linkability_ci_high_max,
+        train, holdout, candidate, schema, n_attacks=cfg.link_attacks, n_neighbors=cfg.link_neighbors,
+        seed=cfg.seed, threshold=cfg.thresholds.linkability_ci_high_max,
     )
 
 
