@@ -116,19 +116,24 @@ def fidelity_rows(ds, cand, train, syn, schema, seed: int) -> list[Row]:
 
     ours_shapes = fidelity.column_shapes(train, syn, schema).value
     direct = [(TVComplement if c in schema.categorical else KSComplement).compute(train[c], syn[c]) for c in schema.names]
-    ours_pairs = fidelity.column_pair_trends(train, syn, schema, seed=seed).value
+    pairs_result = fidelity.column_pair_trends(train, syn, schema, seed=seed)
+    ours_pairs = pairs_result.value
+    used = {tuple(d["columns"]) for d in pairs_result.detail["items"]}
     num = set(schema.numeric)
-    pair_scores = []
+    pair_scores, used_scores = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, a in enumerate(schema.names):
             for b in schema.names[i + 1:]:
                 cols = [a, b]
                 if a in num and b in num:
-                    pair_scores.append(CorrelationSimilarity.compute(train[cols], syn[cols]))
+                    score = CorrelationSimilarity.compute(train[cols], syn[cols])
                 else:
                     cont = [c for c in cols if c in num] or None
-                    pair_scores.append(ContingencySimilarity.compute(train[cols], syn[cols], continuous_column_names=cont))
+                    score = ContingencySimilarity.compute(train[cols], syn[cols], continuous_column_names=cont)
+                pair_scores.append(score)
+                if (a, b) in used:
+                    used_scores.append(score)
         report = QualityReport()
         report.generate(train[schema.names], syn[schema.names], sdv_metadata(schema), verbose=False)
     props = report.get_properties().set_index("Property")["Score"]
@@ -138,9 +143,14 @@ def fidelity_rows(ds, cand, train, syn, schema, seed: int) -> list[Row]:
             float(np.mean(direct)), TOL_EXACT, "the same SDMetrics functions on the same observed values"),
         Row(ds, cand, "column_shapes vs QualityReport 'Column Shapes'", ours_shapes, float(props["Column Shapes"]),
             TOL_EXACT, "the report averages the same per-column scores"),
-        Row(ds, cand, "column_pair_trends vs CorrelationSimilarity/ContingencySimilarity (mean over pairs)",
-            ours_pairs, float(np.mean(pair_scores)), TOL_EXACT,
-            f"all {n_pairs} pairs, all rows (our caps: 100 pairs, 20k rows, not reached)"),
+        Row(ds, cand, "column_pair_trends vs CorrelationSimilarity/ContingencySimilarity on the same pairs",
+            ours_pairs, float(np.mean(used_scores)), TOL_EXACT,
+            f"{len(used)} of {n_pairs} pairs, all rows (≤ 20k)"),
+        Row(ds, cand, "column_pair_trends vs CorrelationSimilarity/ContingencySimilarity on ALL pairs",
+            ours_pairs, float(np.mean(pair_scores)), TOL_EXACT if len(used) == n_pairs else None,
+            "every pair scored" if len(used) == n_pairs else
+            f"ours scores a seeded sample of {len(used)} of the {n_pairs} pairs (MAX_PAIRS) to bound the time on wide "
+            "tables; the difference is that sample's error"),
         Row(ds, cand, "column_pair_trends vs QualityReport 'Column Pair Trends'", ours_pairs,
             float(props["Column Pair Trends"]), None,
             "the report bins a numeric column of a mixed pair into 10 equal-width bins of each table's OWN range "
