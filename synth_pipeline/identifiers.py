@@ -137,7 +137,7 @@ def _numeric(values: pd.Series, name: str, hinted: set[str]) -> IdentifierFindin
             return IdentifierFinding(name, kind, f"{unique:.0%} of values are distinct whole numbers and the "
                                      "name says identifier", unique)
         srt = np.sort(v.to_numpy())
-        if unique == 1.0 and (np.diff(srt) == 1).all():
+        if unique == 1.0 and srt[0] in (0, 1) and (np.diff(srt) == 1).all():
             return IdentifierFinding(name, "record_number", "values are a running row index "
                                      f"({srt[0]:g}..{srt[-1]:g}, all distinct)", 1.0)
     return None
@@ -177,7 +177,7 @@ def _text(values: pd.Series, name: str, hinted: set[str]) -> IdentifierFinding |
 
     name_share = _share(values, _NAME)
     word_share = _share(values, _WORD)
-    if "person_name" in hinted and max(name_share, word_share) >= MATCH_SHARE and (distinct > 10 or unique >= 0.3):
+    if "person_name" in hinted and max(name_share, word_share) >= MATCH_SHARE and distinct >= 5:
         share = max(name_share, word_share)
         return IdentifierFinding(name, "person_name", f"{share:.0%} of values are capitalised names and the "
                                  "column name says name", share)

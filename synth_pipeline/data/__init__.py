@@ -3,6 +3,7 @@ pipeline models (declared for bundled tables, inferred for files, adjusted by th
 
 from collections.abc import Mapping, Sequence
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -142,9 +143,10 @@ def _check_classes(s: pd.Series, where: str) -> None:
 
 
 def slugify(stem: str) -> str:
-    """A file name stem as a safe folder name: "my data (v2)" -> "my_data_v2"; never empty, never
+    """A file name stem as a safe folder name: "my data (v2)" -> "my_data_v2", accents folded to ASCII; never empty, never
     '..', at most 80 characters (release.safe_name accepts every result)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(stem))
+    ascii_stem = unicodedata.normalize("NFKD", str(stem)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_stem)
     slug = re.sub(r"\.{2,}", ".", slug)
     slug = re.sub(r"_{2,}", "_", slug).strip("._-")[:80].rstrip("._-")
     return slug or "data"
