@@ -312,10 +312,25 @@ def anonymeter_inputs(train, holdout, syn, schema):
     return _for_anonymeter((train, syn, holdout), schema, split_aux_columns(train, schema))
 
 
-def direct_linkability(ori, syn, control, aux, n_attacks: int, seed: int) -> tuple[float, tuple[float, float]]:
+def link_neighbors(ours=None) -> int:
+    """The neighbours our linkability() attacker looks at: its detail's, else its default (anonymeter's 1
+    when it has no such parameter)."""
+    import inspect
+
+    from synth_pipeline.metrics.privacy import linkability
+
+    if ours is not None and ours.detail.get("n_neighbors"):
+        return int(ours.detail["n_neighbors"])
+    p = inspect.signature(linkability).parameters.get("n_neighbors")
+    return int(p.default) if p is not None else 1
+
+
+def direct_linkability(ori, syn, control, aux, n_attacks: int, seed: int,
+                       n_neighbors: int = 1) -> tuple[float, tuple[float, float]]:
     from anonymeter.evaluators import LinkabilityEvaluator
 
-    ev = LinkabilityEvaluator(ori=ori, syn=syn, aux_cols=aux, n_attacks=n_attacks, control=control)
+    ev = LinkabilityEvaluator(ori=ori, syn=syn, aux_cols=aux, n_attacks=n_attacks, control=control,
+                              n_neighbors=n_neighbors)
     np.random.seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -330,15 +345,16 @@ def linkability_rows(ds, cand, train, holdout, syn, schema, seed: int, n_attacks
     ours = linkability(train, holdout, syn, schema, n_attacks=n_attacks, seed=seed)
     n = ours.detail["n_attacks"]
     (ori, s, control), aux = anonymeter_inputs(train, holdout, syn, schema)
-    peer, peer_ci = direct_linkability(ori, s, control, aux, n, seed)
+    k = link_neighbors(ours)
+    peer, peer_ci = direct_linkability(ori, s, control, aux, n, seed, k)
     rows = [Row(ds, cand, f"linkability risk vs LinkabilityEvaluator(ori=train, syn, control=holdout), {n} attacks, "
-                "np.random.seed(seed)", ours.value, peer, TOL_LINK,
+                f"n_neighbors={k}, np.random.seed(seed)", ours.value, peer, TOL_LINK,
                 f"same frames, aux split and seed; CI ours {ours.ci[0]:.3f}-{ours.ci[1]:.3f}, peer {peer_ci[0]:.3f}-{peer_ci[1]:.3f}")]
     raw_aux = split_aux_columns(train, schema)
     nan_cols = [c for c in schema.features if train[c].isna().any() or holdout[c].isna().any() or syn[c].isna().any()]
     try:
         raw = direct_linkability(train[schema.features].reset_index(drop=True), syn[schema.features].reset_index(drop=True),
-                                 holdout[schema.features].reset_index(drop=True), raw_aux, n, seed)[0]
+                                 holdout[schema.features].reset_index(drop=True), raw_aux, n, seed, k)[0]
     except Exception as e:  # noqa: BLE001 - report why the naive call fails
         raw, why = None, f"anonymeter fails on the raw tables: {type(e).__name__}: {str(e)[:80]}"
     else:

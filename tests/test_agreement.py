@@ -76,7 +76,7 @@ def test_linkability_equals_direct_anonymeter_call(data, cand):
     syn = cands[cand]
     ours = linkability(train, holdout, syn, schema, n_attacks=200, seed=0)
     (ori, s, control), aux = A.anonymeter_inputs(train, holdout, syn, schema)
-    value, ci = A.direct_linkability(ori, s, control, aux, n_attacks=200, seed=0)
+    value, ci = A.direct_linkability(ori, s, control, aux, n_attacks=200, seed=0, n_neighbors=A.link_neighbors(ours))
     assert ours.value == value and ours.ci == pytest.approx(ci, abs=0)
     assert ours.detail["aux_cols"] == [list(a) for a in aux]
     if cand == "copy":
