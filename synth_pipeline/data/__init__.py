@@ -71,7 +71,9 @@ def load_dataset(
     kept = [c for c in raw.columns if c not in set(drop_all) | set(ids_all)]
     if kinds.get(target, "categorical") != "categorical":
         raise BadInput(f"{where}: target column '{target}' must be categorical, not {kinds[target]}")
-    specs = tuple(_spec(raw[c], declared, kinds.get(c), where) for c in kept)
+    # inferred on the rows the model will see (model_table drops rows without a target)
+    modelled = raw if declared else raw[raw[target].notna()]
+    specs = tuple(_spec(modelled[c], declared, kinds.get(c), where) for c in kept)
     if not declared:
         _check_values(raw, specs, where, target, kinds, notes)
     specs = tuple(_target_spec(s, raw[target], where) if s.name == target else s for s in specs)
