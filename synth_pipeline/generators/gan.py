@@ -97,8 +97,9 @@ class ConditionalWGANGP(BaseGenerator):
       proportional to log(1 + class count), so the minority class is seen more often.
     - Early stopping (patience, in epochs) on a held-out proxy, not the critic: the squared MMD (RBF
       kernels) between the validation rows (val_fraction, at most 1000) and as many generated rows
-      for the same classes, with fixed noise — comparable across epochs, unlike a critic gap whose
-      critic keeps changing. The best epoch's weights are kept.
+      for the same classes, with fixed noise, computed per class and weighted by class share —
+      comparable across epochs, unlike a critic gap whose critic keeps changing. The best epoch's
+      weights are kept.
     - `checkpoint_dir`: a checkpoint per epoch there, and a fit with the same settings resumes from it.
     - Sampling: one category per softmax block drawn from the generator's softmax (the Gumbel-max
       equivalent of training's Gumbel-softmax), seeded by `seed`. State: state_dicts (loaded with
@@ -228,7 +229,13 @@ class ConditionalWGANGP(BaseGenerator):
             xv, cv = xv[: len(z_val)], cv[: len(z_val)]
             g = torch.Generator().set_state(hard_state)
             fake = hard_sample(activate(gen(z_val[: len(xv)], cv), spans), spans, g)
-            return mmd_rbf(torch.cat([fake, cv], 1), torch.cat([xv, cv], 1))
+            if not self.cond_dim:
+                return mmd_rbf(fake, xv)
+            # per class, weighted by the class's share: a generator that ignores its condition
+            # (right marginals, wrong class profiles) scores badly
+            label = cv.argmax(1)
+            parts = [(label == k) for k in range(self.cond_dim)]
+            return sum(float(m.float().mean()) * mmd_rbf(fake[m], xv[m]) for m in parts if int(m.sum()) > 1)
 
         weights = None
         if p["log_frequency"] and self.cond_dim > 1:
