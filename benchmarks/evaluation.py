@@ -166,7 +166,7 @@ def main() -> int:
             t, c = time.perf_counter(), time.process_time()
             with threadpool_limits(limits=ut.MODEL_THREADS):
                 make(cat, num, cfg.seed).fit(lab.x, lab.y).predict_proba(hold.x)
-            print(f"| utility: one {family} fit on train + predict holdout (x4 per tstr_gate/utility report) | "
+            print(f"| utility: one {family} fit on train + predict holdout (fitted 2x in tstr_gate, 4x in the utility report) | "
                   f"{time.perf_counter() - t:.1f} | {time.process_time() - c:.1f} |", flush=True)
         print(f"\n# after breakdown: {_load()}")
     print(f"total_seconds={total:.1f}")
