@@ -157,3 +157,13 @@ def test_progress_bar_shows_the_loss(data, monkeypatch, capsys):
     _fit(data, epochs=1)
     err = capsys.readouterr().err
     assert "diffusion" in err and "loss=" in err and "val=" in err
+
+
+def test_without_a_target_the_model_is_unconditional(data):
+    train, schema = data
+    gen = make_generator("diffusion", **TINY)
+    gen.fit(train, schema, target=None, seed=0)
+    out = gen.sample(N, seed=1)
+    assert list(out.columns) == schema.names and set(out[schema.target]) <= {"alive", "dead"}
+    with pytest.raises(GeneratorError, match="categorical target"):
+        gen.sample(N, seed=1, conditions=pd.DataFrame({schema.target: ["dead"]}))
