@@ -697,6 +697,7 @@ def linkability(
             "n_success": int(results.n_success),
             "n_control_success": int(results.n_control),
             "n_attacks": n,
+            "n_neighbors": n_neighbors,
             "aux_cols": [list(a) for a in aux],
             "seed": seed,
             "threshold_for_rows_needed": threshold,
