@@ -13,7 +13,7 @@ from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.evaluation import GATE_EVALUATORS, run_gate
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.release import record_refusal, utc_now
+from synth_pipeline.release import GateRecord, record_refusal, utc_now
 from synth_pipeline.schema import Schema
 
 CANDIDATE = dg.AssetKey("synthetic_candidate")
@@ -23,6 +23,23 @@ DESCRIPTIONS = {
     "linkability_gate": "anonymeter linkability risk: upper end of the 95% CI below the threshold.",
     "tstr_gate": "Best TSTR AUROC on the real holdout >= ratio x best TRTR AUROC.",
 }
+
+
+def read_gate(instance: dg.DagsterInstance, gate: str) -> tuple[GateRecord | None, dict]:
+    """The latest stored evaluation of one gate check, with what it was computed on, and its full
+    result (metrics with thresholds and verdicts); (None, {}) when the check never ran."""
+    rec = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(CANDIDATE, gate))
+    evaluation = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
+    if not isinstance(evaluation, dg.AssetCheckEvaluation):
+        return None, {}
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    return (
+        GateRecord(
+            gate=gate, passed=evaluation.passed, candidate_sha256=meta.get("candidate_sha256"),
+            thresholds_sha256=meta.get("gate_settings_sha256"), run_id=rec.run_id, reason=meta.get("reason", ""),
+        ),
+        meta.get("result", {}),
+    )
 
 
 def _gate_check(name: str) -> dg.AssetChecksDefinition:

@@ -5,11 +5,12 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
+from assets.gates import read_gate
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
-    GATES, GateRecord, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
+    GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
     publish, record_refusal, release_id_for, utc_now,
 )
 from synth_pipeline.plots import column_distributions, correlation_difference
@@ -20,22 +21,6 @@ GROUP = "tabular"
 CANDIDATE = dg.AssetKey("synthetic_candidate")
 UPSTREAM = ("raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator", "synthetic_candidate",
             "fidelity_report", "utility_report", "privacy_report")
-
-
-def _gate_record(instance: dg.DagsterInstance, gate: str) -> tuple[GateRecord | None, dict]:
-    """The latest stored evaluation of one gate check, as the release step must trust it."""
-    rec = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(CANDIDATE, gate))
-    evaluation = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
-    if not isinstance(evaluation, dg.AssetCheckEvaluation):
-        return None, {}
-    meta = {k: v.value for k, v in evaluation.metadata.items()}
-    return (
-        GateRecord(
-            gate=gate, passed=evaluation.passed, candidate_sha256=meta.get("candidate_sha256"),
-            thresholds_sha256=meta.get("gate_settings_sha256"), run_id=rec.run_id, reason=meta.get("reason", ""),
-        ),
-        meta.get("result", {}),
-    )
 
 
 def _lineage(instance: dg.DagsterInstance) -> dict:
@@ -64,7 +49,7 @@ def release(
     schema = Schema.from_dict(train_split.attrs["schema"])
     run_id = context.run.run_id
     sha = frame_sha256(synthetic_candidate)
-    read = {g: _gate_record(context.instance, g) for g in GATES}
+    read = {g: read_gate(context.instance, g) for g in GATES}
     problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
                              thresholds_sha256=gate_settings_sha256(cfg))
     copies = exact_row_matches(synthetic_candidate, train_split)

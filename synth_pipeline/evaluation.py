@@ -23,18 +23,29 @@ def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> M
     )
 
 
+def attack_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """Report only (no gate): anonymeter singling-out and attribute inference of the sensitive columns."""
+    return [singling_out(train, holdout, candidate, schema, seed=cfg.seed),
+            *inference(train, holdout, candidate, schema, seed=cfg.seed)]
+
+
 def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), linkability, and
     (report only, no gate) anonymeter singling-out and attribute inference of the sensitive columns."""
     return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), _link_metric(candidate, train, holdout, schema, cfg),
-            singling_out(train, holdout, candidate, schema, seed=cfg.seed),
-            *inference(train, holdout, candidate, schema, seed=cfg.seed)]
+            *attack_metrics(candidate, train, holdout, schema, cfg)]
+
+
+def augmentation_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """Real train + synthetic minority rows vs real train alone, on the real holdout."""
+    return augmentation(train, holdout, candidate, schema, seed=cfg.seed)
 
 
 def utility_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """TSTR vs TRTR (AUROC, AUPRC with bootstrap CIs) on the real holdout per model family, their
     ratios, and the augmentation case (real train + synthetic minority rows vs real train alone)."""
-    return [*tstr(train, holdout, candidate, schema, seed=cfg.seed), *augmentation(train, holdout, candidate, schema, seed=cfg.seed)]
+    return [*tstr(train, holdout, candidate, schema, seed=cfg.seed),
+            *augmentation_metrics(candidate, train, holdout, schema, cfg)]
 
 
 def fidelity(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:

@@ -102,6 +102,8 @@ def test_release_alone_refuses_when_the_candidate_changed_after_its_gates(tmp_pa
     everything = [*ASSETS, *GATE_CHECKS]
     ok = dg.materialize(everything, resources=_resources(tmp_path, "gaussian_copula"), instance=instance)
     assert ok.success
+    for report in ("privacy_report", "utility_report"):  # they reuse the gates' results, not recompute
+        assert ok.asset_materializations_for_node(report)[0].metadata["reused_gate_results"].value is True
     # Replace the candidate with a copy of train *without* running the checks ...
     swapped = dg.materialize(everything, selection=dg.AssetSelection.assets("fitted_generator", "synthetic_candidate").without_checks(),
                              resources=_resources(tmp_path, "copy"), instance=instance)

@@ -27,6 +27,10 @@ class MetricResult:
         d["ci"] = list(self.ci) if self.ci is not None else None
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MetricResult":
+        return cls(**{**d, "ci": tuple(d["ci"]) if d.get("ci") is not None else None})
+
 
 def missing(name: str, reason: str, compared: str = "") -> MetricResult:
     """A metric that could not be computed: never silently dropped, and a gate reading it refuses."""
