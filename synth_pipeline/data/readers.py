@@ -41,7 +41,7 @@ def decode_text(path: Path, data: bytes) -> str:
         except UnicodeDecodeError:
             raise BadInput(f"{path}: not valid UTF-16 text despite its byte-order mark") from None
     if b"\x00" in data[:_SNIFF_BYTES]:
-        raise BadInput(f"{path}: not a text file (binary content)")
+        raise BadInput(f"{path}: not a text file (binary content, or UTF-16 without a byte-order mark)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
