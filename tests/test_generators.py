@@ -18,7 +18,7 @@ from synth_pipeline.generators.base import META_FILE
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.schema import Schema, conform
 
-FAST = {"ctgan": {"epochs": 2}, "tvae": {"epochs": 2}}
+FAST = {"ctgan": {"epochs": 2}, "tvae": {"epochs": 2}, "cwgan_gp": {"epochs": 2}, "diffusion": {"epochs": 3}}
 NAMES = sorted(available())
 N = 300
 
