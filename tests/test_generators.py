@@ -125,7 +125,7 @@ def test_smote_refuses_a_class_too_small(data):
         make_generator("smote").fit(tiny, schema, target=schema.target, seed=0)
 
 
-@pytest.mark.parametrize("name", ["gaussian_copula", "ctgan", "smote", "copy", "perturbed_copy"])
+@pytest.mark.parametrize("name", ["gaussian_copula", "ctgan", "cwgan_gp", "diffusion", "smote", "borderline_smote", "adasyn", "ros", "rus", "copy", "perturbed_copy"])
 def test_conditions_give_the_requested_class(name, fitted, data):
     _, schema = data
     gen = fitted[name]
