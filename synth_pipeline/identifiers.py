@@ -66,8 +66,10 @@ _DATE = re.compile(
     r"|[A-Za-z]{3,9} \d{1,2},? \d{4})$"
 )
 _CODE = re.compile(r"^[A-Za-z]{0,6}[-_/#]?\d{3,}[A-Za-z]?$|^[A-Za-z0-9]{2,}(?:[-_][A-Za-z0-9]+)+$")
-_NAME = re.compile(r"^[A-Z][a-z'’\-]+\.?(?:\s+[A-Z][a-z'’\-]*\.?){1,3}$|^[A-Z][a-z'’\-]+,\s*[A-Z][a-z'’\-]+\.?$")
-_WORD = re.compile(r"^[A-Z][a-z'’\-]+$")
+_UP, _LO = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ'’\\-"
+_W = rf"[{_UP}](?:[{_LO}{_UP}]*[{_LO}])?"  # a capitalised word: Anna, O'Brien, McDonald, Jean-Luc, J
+_NAME = re.compile(rf"^{_W}\.?(?:\s+{_W}\.?){{1,3}}$|^{_W},\s*{_W}\.?$")
+_WORD = re.compile(rf"^[{_UP}](?:[{_LO}{_UP}]*[{_LO}])$")
 
 
 def _normalise_name(name: str) -> str:
@@ -112,6 +114,11 @@ def _detect_column(s: pd.Series, name: str) -> IdentifierFinding | None:
     values = values[values != ""]
     if len(values) == 0:
         return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().mean() >= 0.9:
+        # numbers stored as text (or a numeric column with a few text values: the loader refuses
+        # those as mixed types): judged as numbers, never as high-cardinality text
+        return _numeric(numbers.dropna(), name, hinted)
     return _text(values, name, hinted)
 
 
@@ -177,6 +184,9 @@ def _text(values: pd.Series, name: str, hinted: set[str]) -> IdentifierFinding |
 
     name_share = _share(values, _NAME)
     word_share = _share(values, _WORD)
+    if "person_name" in hinted:  # "JOHN SMITH" / "john smith" exports: judged as title case
+        name_share = max(name_share, _share(values.str.title(), _NAME))
+        word_share = max(word_share, _share(values.str.title(), _WORD))
     if "person_name" in hinted and max(name_share, word_share) >= MATCH_SHARE and distinct >= 5:
         share = max(name_share, word_share)
         return IdentifierFinding(name, "person_name", f"{share:.0%} of values are capitalised names and the "
