@@ -103,8 +103,9 @@ def test_seeded_runs_repeat_exactly(fresh_data):
 
 def test_default_secrets_are_the_target_plus_marked_and_passed_columns(data):
     _, _, schema = data
-    assert default_secrets(schema) == ["death"]
-    assert default_secrets(schema, ("kappa", "death", "lambda")) == ["death", "kappa", "lambda"]
+    assert schema.sensitive == ("mgus", "creatinine")  # FLCHAIN's declared sensitive columns
+    assert default_secrets(schema) == ["death", "mgus", "creatinine"]
+    assert default_secrets(schema, ("kappa", "death", "lambda")) == ["death", "mgus", "creatinine", "kappa", "lambda"]
 
 
 def test_too_small_or_unattackable_tables_are_missing_with_a_reason(data):
