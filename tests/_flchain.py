@@ -37,3 +37,8 @@ def noisy_copy(df: pd.DataFrame, schema: Schema, *, rel_std: float = 0.05, seed:
     for c in schema.numeric:
         out[c] = out[c] + rng.normal(0.0, rel_std * out[c].std(), len(out))
     return conform(out, schema)
+
+
+def by_name(results) -> dict:
+    """Metric results keyed by name."""
+    return {m.name: m for m in results}

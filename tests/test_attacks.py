@@ -5,28 +5,9 @@ import math
 
 import numpy as np
 import pytest
-from _flchain import flchain, split
+from _flchain import by_name
 
 from synth_pipeline.metrics.attacks import default_secrets, inference, singling_out
-
-
-@pytest.fixture(scope="module")
-def data():
-    df, schema = flchain()
-    train, holdout = split(df, schema)
-    return train, holdout, schema
-
-
-@pytest.fixture(scope="module")
-def fresh_data(data):
-    """Half the holdout as control, the other half (real, never in train) as the "synthetic" table."""
-    train, holdout, schema = data
-    half, fresh = split(holdout, schema, test_size=0.5, seed=1)
-    return train, half, fresh, schema
-
-
-def by_name(results):
-    return {m.name: m for m in results}
 
 
 @pytest.fixture(scope="module")

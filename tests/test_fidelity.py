@@ -5,20 +5,9 @@ import time
 
 import numpy as np
 import pytest
-from _flchain import flchain, noisy_copy, split
+from _flchain import by_name, noisy_copy, split
 
 from synth_pipeline.metrics.fidelity import NAMES, c2st, column_pair_trends, fidelity_metrics
-
-
-@pytest.fixture(scope="module")
-def data():
-    df, schema = flchain()
-    train, holdout = split(df, schema)
-    return train, holdout, schema
-
-
-def by_name(results):
-    return {m.name: m for m in results}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _flchain import flchain, noisy_copy, split
+from _flchain import by_name, noisy_copy
 from sklearn.neighbors import NearestNeighbors
 
 from synth_pipeline.config import Thresholds
@@ -26,27 +26,6 @@ from synth_pipeline.metrics.privacy import (
 from synth_pipeline.schema import ColumnSpec, Schema
 
 T = Thresholds()
-
-
-@pytest.fixture(scope="module")
-def data():
-    """train (70%) and holdout (30%), as the pipeline splits; copies are judged against this holdout."""
-    df, schema = flchain()
-    train, holdout = split(df, schema)
-    return train, holdout, schema
-
-
-@pytest.fixture(scope="module")
-def fresh_data(data):
-    """A fresh real sample as the "synthetic" table: the holdout halved, one half judged against the
-    other. (The holdout itself as synthetic would sit at distance 0 from the holdout: share 0.)"""
-    train, holdout, schema = data
-    half, fresh = split(holdout, schema, test_size=0.5, seed=1)
-    return train, half, fresh, schema
-
-
-def by_name(results):
-    return {m.name: m for m in results}
 
 
 @pytest.fixture(scope="module")

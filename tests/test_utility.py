@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from _flchain import flchain, split
+from _flchain import by_name, split
 
 from synth_pipeline.config import Thresholds
 from synth_pipeline.gates import tstr_gate
@@ -18,17 +18,6 @@ from synth_pipeline.schema import ColumnSpec
 
 T = Thresholds()
 NAMES = tstr_names()
-
-
-@pytest.fixture(scope="module")
-def data():
-    df, schema = flchain()
-    train, holdout = split(df, schema)
-    return train, holdout, schema
-
-
-def by_name(results):
-    return {m.name: m for m in results}
 
 
 @pytest.fixture(scope="module")

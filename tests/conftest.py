@@ -1,0 +1,21 @@
+"""Shared real-data fixtures: FLCHAIN split as the pipeline splits it, and a fresh real sample."""
+
+import pytest
+from _flchain import flchain, split
+
+
+@pytest.fixture(scope="module")
+def data():
+    """train (70%) and holdout (30%) of real FLCHAIN, stratified and seeded as the pipeline does."""
+    df, schema = flchain()
+    train, holdout = split(df, schema)
+    return train, holdout, schema
+
+
+@pytest.fixture(scope="module")
+def fresh_data(data):
+    """A fresh real sample as the "synthetic" table: the holdout halved, one half judged against the
+    other. (The holdout itself as synthetic would sit at distance 0 from the holdout: share 0.)"""
+    train, holdout, schema = data
+    half, fresh = split(holdout, schema, test_size=0.5, seed=1)
+    return train, half, fresh, schema
