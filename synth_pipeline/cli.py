@@ -111,6 +111,7 @@ def cmd_release(args) -> int:
     cfg = load_config(args.config).with_overrides(
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
         drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
+        on_identifiers=args.on_identifiers,
     )
     print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {args.out}", file=sys.stderr)
     outcome = run_release(cfg, Path(args.out), verbose=args.verbose)
@@ -206,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig); flags override it")
     r.add_argument("--drop", help="comma-separated columns to drop (e.g. leaky outcome columns)")
     r.add_argument("--id-columns", help="comma-separated identifier columns to remove")
+    r.add_argument("--on-identifiers", choices=("drop", "refuse"),
+                   help="direct identifiers found in a file: drop them (default, listed in the manifest) or refuse")
     r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     r.set_defaults(func=cmd_release)

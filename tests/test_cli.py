@@ -117,3 +117,15 @@ def test_reproduce_a_release_exactly_and_name_a_changed_input(tmp_path, flchain_
     changed_input.to_csv(data, index=False)
     changed = run("reproduce", rel, "--out", str(tmp_path / "third"), cwd=tmp_path)
     assert changed.returncode == 1 and "input" in changed.stderr and "sha256" in changed.stderr
+
+
+def test_on_identifiers_refuse_exits_2_naming_the_column(tmp_path, flchain_csv):
+    df = pd.read_csv(flchain_csv)
+    df["contact"] = [f"patient{i}@example.org" for i in range(len(df))]
+    path = tmp_path / "with_email.csv"
+    df.to_csv(path, index=False)
+    proc = run("release", "--data", str(path), "--target", "death", "--drop", "futime,chapter",
+               "--on-identifiers", "refuse", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "contact" in proc.stderr and "email" in proc.stderr
+    assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
