@@ -36,8 +36,11 @@ browsers:
 services: browsers
 	scripts/postgres.sh
 
+# Speed and quality benchmarks against their peers (slow; results go to benchmarks/*.md, not asserted)
 bench: setup
-	$(BIN)/pytest -m benchmark
+	$(BIN)/python benchmarks/dcr.py --rows 100000 --dims 64
+	$(BIN)/python benchmarks/evaluation.py
+	$(BIN)/python benchmarks/agreement.py
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml
