@@ -172,7 +172,7 @@ def targets(rows, tables) -> list[str]:
 
 def write_md(path: Path, rows, args, started, done: bool):
     tables = [t for t in args.tables if any(r["table"] == t for r in rows)]
-    L = ["# Generator benchmark (issue 4)", "",
+    L = ["# Generator benchmark (issue 4)", "", *([args.note, ""] if getattr(args, "note", "") else []),
          f"Produced by `benchmarks/generators.py` — budget **{args.budget}**, seeds {' '.join(map(str, args.seeds))}, "
          f"tables {', '.join(args.tables)}, generators {', '.join(args.generators)}.", "",
          f"Machine: {platform.node() or '?'} ({platform.machine()}, {os.cpu_count()} CPU cores, Python "
@@ -185,8 +185,8 @@ def write_md(path: Path, rows, args, started, done: bool):
          "Publishes = all three default gates (dcr, linkability, tstr) pass with RunConfig(seed). Peak RSS Δ = increase "
          "of the process's ru_maxrss over fit+sample (shared process: a lower bound, ~0 when under an earlier peak).", ""]
     for t in tables:
-        L += [f"## {t}", "", "| generator | " + " | ".join(c[1] for c in COLS) + " | publishes | gates failed |",
-              "|---" * (len(COLS) + 3) + "|"]
+        L += [f"## {t}", "", "| generator | seeds | " + " | ".join(c[1] for c in COLS) + " | publishes | gates failed |",
+              "|---" * (len(COLS) + 4) + "|"]
         for g in args.generators:
             rs = [r for r in rows if r["table"] == t and r["generator"] == g]
             if not rs:
@@ -194,13 +194,13 @@ def write_md(path: Path, rows, args, started, done: bool):
             ok = [r for r in rs if not r["error"]]
             errs = [r for r in rs if r["error"]]
             if not ok:
-                L.append(f"| {g} | failed: {errs[0]['error'][:160].replace('|', '/')} " + "| " * (len(COLS) + 1) + "|")
+                L.append(f"| {g} | 0/{len(rs)} | failed: {errs[0]['error'][:160].replace('|', '/')} " + "| " * (len(COLS) + 1) + "|")
                 continue
             cells = [_fmt([r.get(k) for r in ok], nd) for k, _, nd in COLS]
             pub = sum(bool(r.get("publishes")) for r in ok)
             failed = sorted({g2 for r in ok for g2, v in r.get("gates", {}).items() if not v})
             note = f" ({len(errs)} seed(s) failed: {errs[0]['error'][:80]})" if errs else ""
-            L.append(f"| {g} | " + " | ".join(cells) + f" | {'yes' if pub == len(ok) else ('no' if pub == 0 else f'{pub}/{len(ok)}')} | "
+            L.append(f"| {g} | {','.join(str(r['seed']) for r in ok)} | " + " | ".join(cells) + f" | {'yes' if pub == len(ok) else ('no' if pub == 0 else f'{pub}/{len(ok)}')} | "
                      + (", ".join(x.replace('_gate', '') for x in failed) or "—") + note.replace("|", "/") + " |")
         L.append("")
     L += ["## Diffusion targets check", ""] + targets(rows, tables) + [""]
@@ -242,6 +242,7 @@ def main() -> int:
     p.add_argument("--generators", nargs="+", default=None)
     p.add_argument("--budget", choices=("quick", "full"), default="full")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "GENERATORS.md"))
+    p.add_argument("--note", default="", help="a paragraph put under the report's heading (how it was run)")
     p.add_argument("--raw", default=None, help="also write the raw rows as JSON here")
     p.add_argument("--from-raw", nargs="+", default=None,
                    help="do not run: render --out and its .png from these JSON files (e.g. parallel runs)")
