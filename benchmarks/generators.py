@@ -159,7 +159,7 @@ def targets(rows, tables) -> list[str]:
             du, dp = mean(t, "diffusion", "tstr_ratio"), mean(t, "diffusion", "dcr_share")
             ru, rp = mean(t, rival, "tstr_ratio"), mean(t, rival, "dcr_share")
             if ru is None or rp is None:
-                parts.append(f"{t}: {rival} did not run"); good = False; continue
+                parts.append(f"{t}: {rival} has no TSTR ratio / DCR share (failed or not computable)"); good = False; continue
             better = du > ru and dp is not None and dp <= rp
             good &= better
             parts.append(f"{t}: TSTR {du:.3f} vs {ru:.3f}, DCR share {dp:.3f} vs {rp:.3f}")
