@@ -250,7 +250,7 @@ def main() -> int:
     a.generators = a.generators or list(available())
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    png = out.with_suffix(".png")
+    png = out.with_name(out.stem.lower() + ".png")  # GENERATORS.md -> generators.png
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     rows: list[dict] = []
     if a.from_raw:
