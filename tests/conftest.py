@@ -19,3 +19,14 @@ def fresh_data(data):
     train, holdout, schema = data
     half, fresh = split(holdout, schema, test_size=0.5, seed=1)
     return train, half, fresh, schema
+
+
+@pytest.fixture(scope="session")
+def flchain_sample():
+    """1,000 real FLCHAIN rows (stratified, seeded) and the schema: small enough to fit any generator
+    in seconds, real enough that what the tests assert is about real data."""
+    from sklearn.model_selection import train_test_split
+
+    df, schema = flchain()
+    rows, _ = train_test_split(df, train_size=1000, stratify=df[schema.target], random_state=0)
+    return rows.reset_index(drop=True), schema

@@ -11,14 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.model_selection import train_test_split
 
-from synth_pipeline.data import load_dataset
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators import load_generator, make_generator
 from synth_pipeline.generators.diffusion import T_TRAIN, cosine_alpha_bar
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.preprocess import model_table
 from synth_pipeline.schema import Schema, conform
 
 TINY = {"epochs": 4, "batch_size": 128, "hidden": 32, "n_layers": 2, "sample_steps": 8, "patience": 100}
@@ -26,11 +23,8 @@ N = 400
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, Schema]:
-    lt = load_dataset("flchain")
-    table = model_table(lt.raw, lt.schema)
-    train, _ = train_test_split(table, train_size=1000, stratify=table[lt.schema.target], random_state=0)
-    return train.reset_index(drop=True), lt.schema
+def data(flchain_sample) -> tuple[pd.DataFrame, Schema]:
+    return flchain_sample
 
 
 def _fit(data, seed: int = 0, **params):

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sklearn.model_selection import train_test_split
 
-from synth_pipeline.data import load_dataset
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators import available, load_generator, make_generator
 from synth_pipeline.generators.base import META_FILE
@@ -24,11 +22,8 @@ N = 300
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, Schema]:
-    lt = load_dataset("flchain")
-    table = conform(lt.raw, lt.schema)
-    train, _ = train_test_split(table, train_size=1000, stratify=table[lt.schema.target], random_state=0)
-    return train.reset_index(drop=True), lt.schema
+def data(flchain_sample) -> tuple[pd.DataFrame, Schema]:
+    return flchain_sample
 
 
 def _fit(name: str, data: tuple[pd.DataFrame, Schema], seed: int = 0):

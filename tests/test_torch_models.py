@@ -13,10 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.model_selection import train_test_split
 
-from synth_pipeline import preprocess
-from synth_pipeline.data import load_dataset
 from synth_pipeline.generators import load_generator, make_generator
 from synth_pipeline.generators._torch import CHECKPOINT_JSON, TableEncoder, train
 from synth_pipeline.hashing import frame_sha256
@@ -40,11 +37,8 @@ def quiet_single_thread():
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, Schema]:
-    lt = load_dataset("flchain")
-    table = preprocess.model_table(lt.raw, lt.schema)
-    train_rows, _ = train_test_split(table, train_size=1000, stratify=table[lt.schema.target], random_state=0)
-    return train_rows.reset_index(drop=True), lt.schema
+def data(flchain_sample) -> tuple[pd.DataFrame, Schema]:
+    return flchain_sample
 
 
 def _fit(data, seed: int = 0, **params):
