@@ -1,0 +1,147 @@
+"""Common interface of the slice generators and the registry that makes a new one a registered class.
+
+    gen = make_image_generator("diffusion", budget="tiny", device="cpu")
+    gen.fit(train_slices, seed=0)                 # SliceSet, images (n, 1, H, W) in [-1, 1]
+    images = gen.sample(positions, seed=1)        # float32 (len(positions), 1, H, W) in [-1, 1]
+    gen.save(folder); same = load_image_generator(folder)
+
+`positions` (floats in [0, 1]) are honoured by position-conditioned models; unconditional models
+ignore them (their samples then carry the requested positions only as labels). A saved generator is
+`generator.json` (name, params, image size, sha256 of every state file) plus torch state_dicts, read
+back with weights_only=True after the hashes are checked: nothing is ever unpickled.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from synth_pipeline.errors import BadInput, GeneratorError
+from synth_pipeline.hashing import file_sha256
+from synth_pipeline.imaging.slices import SliceSet
+
+META_FILE = "generator.json"
+WEIGHTS_FILE = "weights.pt"
+BUDGETS = ("tiny", "default", "full")
+
+REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: `@register` is all a new slice generator needs to be selectable by name."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def _ensure_loaded() -> None:
+    import synth_pipeline.imaging.models  # noqa: F401  (importing the package registers every model)
+
+
+def available_image_generators() -> dict[str, str]:
+    _ensure_loaded()
+    return {name: REGISTRY[name].summary for name in sorted(REGISTRY)}
+
+
+def make_image_generator(name: str, **params: Any) -> "ImageGenerator":
+    _ensure_loaded()
+    if name not in REGISTRY:
+        raise BadInput(f"unknown MRI model '{name}'; choose one of: {', '.join(sorted(REGISTRY))}")
+    budget = params.get("budget", "default")
+    if budget not in BUDGETS:
+        raise BadInput(f"unknown budget '{budget}'; choose one of: {', '.join(BUDGETS)}")
+    try:
+        return REGISTRY[name](**params)
+    except TypeError as e:
+        raise BadInput(f"MRI model '{name}': bad parameters ({e})") from None
+
+
+def load_image_generator(path: Path) -> "ImageGenerator":
+    _ensure_loaded()
+    meta_path = Path(path) / META_FILE
+    if not meta_path.is_file():
+        raise GeneratorError(f"{path}: no {META_FILE}; not a saved MRI generator")
+    name = json.loads(meta_path.read_text())["name"]
+    if name not in REGISTRY:
+        raise GeneratorError(f"{path}: saved MRI generator '{name}' is not registered")
+    return REGISTRY[name].load(Path(path))
+
+
+class ImageGenerator:
+    """Shared plumbing. A model implements `_build(size)` (create its torch modules, return them by
+    name), `_fit(train, seed, checkpoint_dir)` and `_sample(positions, seed)`; `conditional` says
+    whether it honours positions. `params` must be JSON (they are saved and passed back on load)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    conditional: ClassVar[bool] = False
+
+    def __init__(self, budget: str = "default", device: str = "cpu", **params: Any) -> None:
+        self.budget = budget
+        self.device = device
+        self.params: dict[str, Any] = params
+        self.size: int | None = None
+        self.modules: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+
+    # ---- model hooks --------------------------------------------------------------------------
+    def _build(self, size: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _fit(self, train: SliceSet, seed: int, checkpoint_dir: Path | None) -> None:
+        raise NotImplementedError
+
+    def _sample(self, positions: np.ndarray, seed: int) -> np.ndarray:
+        raise NotImplementedError
+
+    # ---- public interface ---------------------------------------------------------------------
+    def fit(self, train: SliceSet, *, seed: int, checkpoint_dir: Path | None = None) -> None:
+        if len(train) == 0:
+            raise GeneratorError(f"{self.name}: no training slices")
+        if train.images.shape[-1] != train.images.shape[-2]:
+            raise GeneratorError(f"{self.name}: slices must be square, got {train.images.shape[-2:]}")
+        self.size = train.size
+        self.modules = self._build(self.size)
+        self._fit(train, seed, checkpoint_dir)
+
+    def sample(self, positions: np.ndarray, *, seed: int) -> np.ndarray:
+        if self.size is None:
+            raise GeneratorError(f"{self.name}: sample() before fit()")
+        positions = np.asarray(positions, dtype=np.float32).reshape(-1)
+        if len(positions) and (positions.min() < 0 or positions.max() > 1):
+            raise BadInput(f"{self.name}: positions must lie in [0, 1]")
+        out = np.asarray(self._sample(positions, seed), dtype=np.float32)
+        if out.shape != (len(positions), 1, self.size, self.size):
+            raise GeneratorError(f"{self.name}: sampled shape {out.shape}, expected "
+                                 f"{(len(positions), 1, self.size, self.size)}")
+        return np.clip(out, -1.0, 1.0)
+
+    def save(self, path: Path) -> None:
+        import torch
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {n: {k: v.detach().cpu() for k, v in m.state_dict().items()} for n, m in self.modules.items()}
+        torch.save(state, path / WEIGHTS_FILE)
+        meta = {"name": self.name, "budget": self.budget, "params": self.params, "size": self.size,
+                "history": self.history, "files": {WEIGHTS_FILE: file_sha256(path / WEIGHTS_FILE)}}
+        (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, device: str = "cpu") -> "ImageGenerator":
+        import torch
+
+        path = Path(path)
+        meta = json.loads((path / META_FILE).read_text())
+        for fname, digest in meta["files"].items():
+            if file_sha256(path / fname) != digest:
+                raise GeneratorError(f"{path / fname}: sha256 differs from {META_FILE}; refusing to load")
+        gen = cls(budget=meta["budget"], device=device, **meta["params"])
+        gen.size = meta["size"]
+        gen.history = meta.get("history", [])
+        gen.modules = gen._build(gen.size)
+        state = torch.load(path / WEIGHTS_FILE, map_location=device, weights_only=True)
+        for n, m in gen.modules.items():
+            m.load_state_dict(state[n])
+            m.eval()
+        return gen
