@@ -1,6 +1,7 @@
 """The one in-memory form every imaging step shares: a stack of 2D slices with their position."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -10,12 +11,14 @@ class SliceSet:
     """`images` float32 (n, 1, H, W) scaled to [-1, 1] (-1 = background); `position` float32 (n,)
     the slice's normalised height in its volume's brain extent (0 = lowest brain slice, 1 = highest);
     `subject` (n,) str, the volume each slice came from (train/holdout splits are by subject);
-    `index` (n,) int, the slice's axial index in its (resampled) volume, so neighbours can be stacked."""
+    `index` (n,) int, the slice's axial index in its (resampled) volume, so neighbours can be stacked;
+    `meta` JSON-able provenance (source files and hashes, skipped files, grid) carried to the manifest."""
 
     images: np.ndarray
     position: np.ndarray
     subject: np.ndarray
     index: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -33,7 +36,7 @@ class SliceSet:
 
     def take(self, mask_or_idx) -> "SliceSet":
         return SliceSet(self.images[mask_or_idx], self.position[mask_or_idx],
-                        self.subject[mask_or_idx], self.index[mask_or_idx])
+                        self.subject[mask_or_idx], self.index[mask_or_idx], self.meta)
 
     def subjects(self) -> list[str]:
         return sorted(set(self.subject.tolist()))
