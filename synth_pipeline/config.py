@@ -46,17 +46,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise BadInput(f"config: unknown key(s) {unknown}; known: {sorted(known)}")
-        d = dict(d)
-        if "thresholds" in d:
-            tk = {f.name for f in fields(Thresholds)}
-            bad = sorted(set(d["thresholds"]) - tk)
-            if bad:
-                raise BadInput(f"config: unknown threshold(s) {bad}; known: {sorted(tk)}")
-            d["thresholds"] = Thresholds(**d["thresholds"])
+        d = checked_fields(cls, d, Thresholds)
         for k in ("drop", "id_columns"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -90,14 +80,36 @@ def gate_settings_sha256(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def load_config(path: Path | None) -> RunConfig:
-    """Read a JSON config file (keys as in RunConfig); no file means the defaults."""
+def checked_fields(cls: type, d: dict[str, Any], thresholds_cls: type) -> dict[str, Any]:
+    """`d` with its "thresholds" built as `thresholds_cls`, after refusing any key neither class knows
+    (a typo in a config must fail loudly, not fall back to a default)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise BadInput(f"config: unknown key(s) {unknown}; known: {sorted(known)}")
+    d = dict(d)
+    if "thresholds" in d:
+        tk = {f.name for f in fields(thresholds_cls)}
+        bad = sorted(set(d["thresholds"]) - tk)
+        if bad:
+            raise BadInput(f"config: unknown threshold(s) {bad}; known: {sorted(tk)}")
+        d["thresholds"] = thresholds_cls(**d["thresholds"])
+    return d
+
+
+def read_json_config(path: Path | None, cls: type) -> Any:
+    """Read a JSON config file into `cls` (via its from_dict); no file means the defaults."""
     if path is None:
-        return RunConfig()
+        return cls()
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{p}: config file not found")
     try:
-        return RunConfig.from_dict(json.loads(p.read_text()))
+        return cls.from_dict(json.loads(p.read_text()))
     except json.JSONDecodeError as e:
         raise BadInput(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def load_config(path: Path | None) -> RunConfig:
+    """Read a JSON run config (keys as in RunConfig); no file means the defaults."""
+    return read_json_config(path, RunConfig)

@@ -34,7 +34,7 @@ def _unusable(m: MetricResult | None, name: str) -> str | None:
     return None
 
 
-def _require(gate: str, metrics: Sequence[MetricResult], names: Sequence[str]) -> dict[str, MetricResult] | GateResult:
+def require_metrics(gate: str, metrics: Sequence[MetricResult], names: Sequence[str]) -> dict[str, MetricResult] | GateResult:
     """The named metrics, or the refusal that names each one absent or not computed and why."""
     found = {n: next((m for m in metrics if m.name == n), None) for n in names}
     problems = [p for n, m in found.items() if (p := _unusable(m, n))]
@@ -44,16 +44,16 @@ def _require(gate: str, metrics: Sequence[MetricResult], names: Sequence[str]) -
     return {n: m for n, m in found.items() if m is not None}
 
 
-def _value(m: MetricResult) -> float:
-    """The value of a metric `_require` has accepted (computed, finite)."""
+def metric_value(m: MetricResult) -> float:
+    """The value of a metric `require_metrics` has accepted (computed, finite)."""
     return float(m.value if m.value is not None else math.nan)
 
 
-def _judge(m: MetricResult, threshold: float, passed: bool) -> MetricResult:
+def with_verdict(m: MetricResult, threshold: float, passed: bool) -> MetricResult:
     return replace(m, threshold=threshold, passed=passed)
 
 
-def _sentence(gate: str, checks: Sequence[tuple[bool, str]]) -> tuple[bool, str]:
+def verdict_sentence(gate: str, checks: Sequence[tuple[bool, str]]) -> tuple[bool, str]:
     """"<gate> passed: a, b." or "<gate> refused: failing checks; holds: the others." (numbers included)."""
     passed = all(ok for ok, _ in checks)
     if passed:
@@ -67,19 +67,19 @@ def dcr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
     """(a) memorisation ≤ t.memorisation_max, (b) DCR share ≤ t.dcr_share_max, (c) the synthetic
     exact-copy rate ≤ the holdout's own exact-match rate in train."""
     gate = "dcr_gate"
-    found = _require(gate, metrics, ("memorisation_rate", "dcr_share", "exact_copies"))
+    found = require_metrics(gate, metrics, ("memorisation_rate", "dcr_share", "exact_copies"))
     if isinstance(found, GateResult):
         return found
-    mem, share, exact = (_value(found[n]) for n in ("memorisation_rate", "dcr_share", "exact_copies"))
+    mem, share, exact = (metric_value(found[n]) for n in ("memorisation_rate", "dcr_share", "exact_copies"))
     holdout_rate = float(found["exact_copies"].detail.get("holdout_rate", 0.0))
     ok = (mem <= t.memorisation_max, share <= t.dcr_share_max, exact <= holdout_rate)
     judged = (
-        _judge(found["memorisation_rate"], t.memorisation_max, ok[0]),
-        _judge(found["dcr_share"], t.dcr_share_max, ok[1]),
-        _judge(found["exact_copies"], holdout_rate, ok[2]),
+        with_verdict(found["memorisation_rate"], t.memorisation_max, ok[0]),
+        with_verdict(found["dcr_share"], t.dcr_share_max, ok[1]),
+        with_verdict(found["exact_copies"], holdout_rate, ok[2]),
     )
     n_copies = found["exact_copies"].detail.get("synthetic_count")
-    passed, reason = _sentence(gate, [
+    passed, reason = verdict_sentence(gate, [
         (ok[0], f"memorisation rate {mem:.3f} {'≤' if ok[0] else '>'} {t.memorisation_max:.2f}"),
         (ok[1], f"DCR share {share:.3f} {'≤' if ok[1] else '>'} {t.dcr_share_max:.2f}"),
         (ok[2], f"exact-copy rate {exact:.4f} ({n_copies} rows) {'≤' if ok[2] else '>'} "
@@ -93,20 +93,20 @@ def linkability_gate(m: MetricResult, t: Thresholds) -> GateResult:
     the threshold with an upper bound over it is a refusal for lack of evidence, with the number of
     holdout rows (attacks) that would narrow the interval enough."""
     gate, limit = "linkability_gate", t.linkability_ci_high_max
-    found = _require(gate, [m], (m.name,))
+    found = require_metrics(gate, [m], (m.name,))
     if isinstance(found, GateResult):
         return found
     if m.ci is None:
         return GateResult(gate, False, f"{gate} refused: metric {m.name} has no confidence interval.", (m,))
-    value, (lo, hi) = _value(m), m.ci
+    value, (lo, hi) = metric_value(m), m.ci
     shown = f"linkability risk {value:.3f} (95% CI {lo:.3f}–{hi:.3f})"
     if hi < limit:
-        return GateResult(gate, True, f"{gate} passed: {shown}, upper bound < {limit:.2f}.", (_judge(m, limit, True),))
+        return GateResult(gate, True, f"{gate} passed: {shown}, upper bound < {limit:.2f}.", (with_verdict(m, limit, True),))
     if value >= limit:
-        return GateResult(gate, False, f"{gate} refused: {shown}, estimate ≥ {limit:.2f}.", (_judge(m, limit, False),))
+        return GateResult(gate, False, f"{gate} refused: {shown}, estimate ≥ {limit:.2f}.", (with_verdict(m, limit, False),))
     n = int(m.detail.get("n_attacks", 0))
     needed = rows_needed(n, value, hi, limit)
-    judged = replace(_judge(m, limit, False), detail={**m.detail, "rows_needed": needed, "threshold_for_rows_needed": limit})
+    judged = replace(with_verdict(m, limit, False), detail={**m.detail, "rows_needed": needed, "threshold_for_rows_needed": limit})
     reason = (f"{gate} refused, not enough evidence: {shown}; the estimate is below {limit:.2f} but the upper "
               f"bound is not; about {needed} holdout rows (attacks) would be needed, {n} were used.")
     return GateResult(gate, False, reason, (judged,))
@@ -117,13 +117,13 @@ def tstr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
     metric); the per-family AUROCs travel along for the record."""
     gate = "tstr_gate"
     context = tuple(m for m in metrics if m.name.startswith(("tstr_auroc[", "trtr_auroc[")))
-    found = _require(gate, metrics, ("tstr_ratio",))
+    found = require_metrics(gate, metrics, ("tstr_ratio",))
     if isinstance(found, GateResult):
         return replace(found, metrics=found.metrics + context)
     ratio = found["tstr_ratio"]
-    ok = _value(ratio) >= t.tstr_ratio_min
+    ok = metric_value(ratio) >= t.tstr_ratio_min
     d = ratio.detail
     reason = (f"{gate} {'passed' if ok else 'refused'}: best TSTR AUROC {d['best_tstr']:.3f} "
               f"({d['best_tstr_family']}) {'≥' if ok else '<'} {t.tstr_ratio_min:.2f} × best TRTR AUROC "
               f"{d['best_trtr']:.3f} ({d['best_trtr_family']}), ratio {ratio.value:.3f}.")
-    return GateResult(gate, ok, reason, (_judge(ratio, t.tstr_ratio_min, ok), *context))
+    return GateResult(gate, ok, reason, (with_verdict(ratio, t.tstr_ratio_min, ok), *context))

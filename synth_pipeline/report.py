@@ -27,7 +27,7 @@ figcaption{font-size:12px;color:#555} img.plot{display:block;border:1px solid #e
 _ORDER = {"fidelity": 0, "utility": 1, "privacy": 2}  # fixed, whatever the manifest's key order
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, bool):
@@ -43,15 +43,15 @@ def _verdict(passed: Any) -> str:
     return {True: "pass", False: "fail"}.get(passed, "")
 
 
-def _metric_rows(metrics: Sequence[Mapping[str, Any]]) -> str:
+def metric_rows(metrics: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for m in metrics:
         status = _verdict(m.get("passed"))
         note = m.get("error") or m.get("compared") or ""
         rows.append(
-            f"<tr class='{status}'><td>{_fmt(m['name'])}</td><td>{_fmt(m.get('value'))}</td>"
-            f"<td>{_fmt(m.get('ci'))}</td><td>{_fmt(m.get('threshold'))}</td><td class='verdict'>{status}</td>"
-            f"<td>{_fmt(note)}</td></tr>"
+            f"<tr class='{status}'><td>{fmt(m['name'])}</td><td>{fmt(m.get('value'))}</td>"
+            f"<td>{fmt(m.get('ci'))}</td><td>{fmt(m.get('threshold'))}</td><td class='verdict'>{status}</td>"
+            f"<td>{fmt(note)}</td></tr>"
         )
     return (
         "<table><tr><th>metric</th><th>value</th><th>95% CI</th><th>threshold</th><th>verdict</th>"
@@ -59,20 +59,20 @@ def _metric_rows(metrics: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _gate_table(gates: Sequence[Mapping[str, Any]], table_id: str = "gate-table") -> str:
+def gate_table(gates: Sequence[Mapping[str, Any]], table_id: str = "gate-table") -> str:
     """One row per gate metric: value, CI, threshold and the metric's verdict, under the gate's own
     verdict and one-sentence reason."""
     rows = []
     for g in gates:
         ms = list(g.get("metrics") or []) or [{}]
         gate_verdict = "pass" if g.get("passed") else "REFUSE"
-        head = (f"<td rowspan='{len(ms)}'>{_fmt(g.get('gate'))}</td>"
+        head = (f"<td rowspan='{len(ms)}'>{fmt(g.get('gate'))}</td>"
                 f"<td rowspan='{len(ms)}' class='verdict'>{gate_verdict}</td>")
         for i, m in enumerate(ms):
             status = _verdict(m.get("passed"))
-            cells = (f"<td>{_fmt(m.get('name'))}</td><td>{_fmt(m.get('value'))}</td><td>{_fmt(m.get('ci'))}</td>"
-                     f"<td>{_fmt(m.get('threshold'))}</td><td class='verdict'>{status}</td>")
-            reason = f"<td rowspan='{len(ms)}'>{_fmt(g.get('reason'))}</td>" if i == 0 else ""
+            cells = (f"<td>{fmt(m.get('name'))}</td><td>{fmt(m.get('value'))}</td><td>{fmt(m.get('ci'))}</td>"
+                     f"<td>{fmt(m.get('threshold'))}</td><td class='verdict'>{status}</td>")
+            reason = f"<td rowspan='{len(ms)}'>{fmt(g.get('reason'))}</td>" if i == 0 else ""
             cls = _verdict(g.get("passed")) if i == 0 else status
             rows.append(f"<tr class='{cls}'>{head if i == 0 else ''}{cells}{reason}</tr>")
     return (f"<table id='{table_id}'><tr><th>gate</th><th>gate verdict</th><th>metric</th><th>value</th>"
@@ -80,7 +80,7 @@ def _gate_table(gates: Sequence[Mapping[str, Any]], table_id: str = "gate-table"
             + "".join(rows) + "</table>")
 
 
-def _figure(fragment: str) -> str:
+def figure(fragment: str) -> str:
     """Wrap an <img> in a <figure> whose caption repeats its alt text (the numbers, for readers
     without images)."""
     alt = fragment.split('alt="', 1)[1].split('"', 1)[0] if 'alt="' in fragment else ""
@@ -93,7 +93,7 @@ def _plots_section(plots_data: Mapping[str, Any] | None, reports: Mapping[str, A
         return ""
     dist = {k: v for k, v in figs.items() if k.startswith("plot-dist-")}
     top = {k: v for k, v in figs.items() if k not in dist}
-    out = ["<h2 id='plots'>Plots</h2>", "<div class='plots'>", *map(_figure, top.values()), "</div>"]
+    out = ["<h2 id='plots'>Plots</h2>", "<div class='plots'>", *map(figure, top.values()), "</div>"]
     if dist:
         rule = (plots_data or {}).get("columns", {}).get("min_cell_count", plots.MIN_CELL_COUNT)
         out += [
@@ -102,12 +102,12 @@ def _plots_section(plots_data: Mapping[str, Any] | None, reports: Mapping[str, A
             "bins are merged into a neighbour, rare categories pooled as “other” (zeroed and marked "
             "&lt;5 if still too small); bin edges are round numbers inside the real 1st–99th percentiles, "
             "with hatched open-ended tails. Real extremes are never printed.</p>",
-            "<div class='plots'>", *map(_figure, dist.values()), "</div>",
+            "<div class='plots'>", *map(figure, dist.values()), "</div>",
         ]
     return "\n".join(out)
 
 
-def _page(title: str, body: str) -> str:
+def page(title: str, body: str) -> str:
     return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>\n"
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
 
@@ -118,28 +118,28 @@ def render_report(manifest: Mapping[str, Any]) -> str:
     gates = manifest.get("gates", [])
     reports = manifest.get("reports", {}) or {}
     sections = "".join(
-        f"<h2>{_fmt(name.capitalize())}</h2>" + _metric_rows(rep.get("metrics", []))
+        f"<h2>{fmt(name.capitalize())}</h2>" + metric_rows(rep.get("metrics", []))
         for name, rep in sorted(reports.items(), key=lambda kv: (_ORDER.get(kv[0], len(_ORDER)), kv[0]))
     )
     cfg = manifest.get("config", {})
     inp = manifest.get("input", {})
     verdict = str(manifest.get("verdict", ""))
-    body = f"""<h1>Synthetic release: {_fmt(manifest.get('dataset'))}</h1>
-<p><b>Verdict: <span class='{'published' if verdict == 'published' else 'refused'}'>{_fmt(verdict)}</span></b>
-· release <code>{_fmt(manifest.get('release_id'))}</code>
-· generator <code>{_fmt(cfg.get('generator'))}</code> · seed {_fmt(cfg.get('seed'))}
-· {_fmt(manifest.get('n_rows'))} synthetic rows</p>
-<p>Input <code>{_fmt(inp.get('path'))}</code> sha256 <code>{_fmt(inp.get('sha256'))}</code>;
-train {_fmt(inp.get('train_rows'))} rows, holdout {_fmt(inp.get('holdout_rows'))} rows.
-Dagster run <code>{_fmt(manifest.get('dagster', {}).get('run_id'))}</code>.</p>
+    body = f"""<h1>Synthetic release: {fmt(manifest.get('dataset'))}</h1>
+<p><b>Verdict: <span class='{'published' if verdict == 'published' else 'refused'}'>{fmt(verdict)}</span></b>
+· release <code>{fmt(manifest.get('release_id'))}</code>
+· generator <code>{fmt(cfg.get('generator'))}</code> · seed {fmt(cfg.get('seed'))}
+· {fmt(manifest.get('n_rows'))} synthetic rows</p>
+<p>Input <code>{fmt(inp.get('path'))}</code> sha256 <code>{fmt(inp.get('sha256'))}</code>;
+train {fmt(inp.get('train_rows'))} rows, holdout {fmt(inp.get('holdout_rows'))} rows.
+Dagster run <code>{fmt(manifest.get('dagster', {}).get('run_id'))}</code>.</p>
 <h2>Gates</h2>
-{_gate_table(gates)}
+{gate_table(gates)}
 {_plots_section(manifest.get('plots_data'), reports)}
 {sections}
 <p>Every file in this folder is listed with its sha256 in <code>manifest.json</code>;
 <code>synth-pipeline audit &lt;folder&gt;</code> re-verifies them. The plotted numbers are in
 <code>manifest.json</code> under <code>plots_data</code> and <code>reports</code>.</p>"""
-    return _page(f"synth-pipeline release {_fmt(manifest.get('release_id'))}", body)
+    return page(f"synth-pipeline release {fmt(manifest.get('release_id'))}", body)
 
 
 def render_refusal(doc: Mapping[str, Any]) -> str:
@@ -150,21 +150,21 @@ def render_refusal(doc: Mapping[str, Any]) -> str:
     failing = list(doc.get("failing_gates") or sorted({e.get("gate") for e in entries if not e.get("passed")}))
     metrics = [m for e in entries for m in (e.get("metrics") or [])]
     figs = [f for f in (plots.dcr_plot(metrics), plots.tstr_plot(metrics)) if f]
-    plot_html = ("<h2 id='plots'>Plots</h2><div class='plots'>" + "".join(map(_figure, figs)) + "</div>") if figs else ""
+    plot_html = ("<h2 id='plots'>Plots</h2><div class='plots'>" + "".join(map(figure, figs)) + "</div>") if figs else ""
     cfg = next((e.get("config") for e in entries if e.get("config")), {}) or {}
     shas = sorted({e.get("candidate_sha256") for e in entries if e.get("candidate_sha256")})
-    reasons = "".join(f"<li><b>{_fmt(e.get('gate'))}</b>: {_fmt(e.get('reason'))}</li>"
+    reasons = "".join(f"<li><b>{fmt(e.get('gate'))}</b>: {fmt(e.get('reason'))}</li>"
                       for e in entries if not e.get("passed"))
-    body = f"""<h1>Synthetic release refused: {_fmt(doc.get('dataset'))}</h1>
-<p><b>Verdict: <span class='refused'>{_fmt(doc.get('verdict', 'refused'))}</span></b> — nothing was published.
-Dagster run <code>{_fmt(doc.get('run_id'))}</code>
-· generator <code>{_fmt(cfg.get('generator'))}</code> · seed {_fmt(cfg.get('seed'))}
-· candidate sha256 <code>{_fmt(', '.join(shas) or None)}</code></p>
-<p>Failing gates: <b>{_fmt(', '.join(map(str, failing)) or None)}</b></p>
+    body = f"""<h1>Synthetic release refused: {fmt(doc.get('dataset'))}</h1>
+<p><b>Verdict: <span class='refused'>{fmt(doc.get('verdict', 'refused'))}</span></b> — nothing was published.
+Dagster run <code>{fmt(doc.get('run_id'))}</code>
+· generator <code>{fmt(cfg.get('generator'))}</code> · seed {fmt(cfg.get('seed'))}
+· candidate sha256 <code>{fmt(', '.join(shas) or None)}</code></p>
+<p>Failing gates: <b>{fmt(', '.join(map(str, failing)) or None)}</b></p>
 <ul id='refusal-reasons'>{reasons}</ul>
 <h2>Gates</h2>
-{_gate_table(entries)}
+{gate_table(entries)}
 {plot_html}
-<p class='note'>Recorded in <code>refusals/{_fmt(doc.get('run_id'))}.json</code>, last updated
-{_fmt(doc.get('updated_at'))}.</p>"""
-    return _page(f"synth-pipeline refusal {_fmt(doc.get('run_id'))}", body)
+<p class='note'>Recorded in <code>refusals/{fmt(doc.get('run_id'))}.json</code>, last updated
+{fmt(doc.get('updated_at'))}.</p>"""
+    return page(f"synth-pipeline refusal {fmt(doc.get('run_id'))}", body)
