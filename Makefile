@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup run test bench dev clean
+.PHONY: setup run run-mri test bench bench-mri dev clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 required"'
@@ -24,7 +24,11 @@ setup: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 run: setup
 	$(BIN)/synth-pipeline release --data flchain --generator gaussian_copula --out releases
 
-test: setup services
+# The brain-MRI arm: its own target and its own small default budget (a few minutes on CPU).
+run-mri: setup mri-data
+	$(BIN)/synth-pipeline mri-release --data default --model diffusion --out releases
+
+test: setup services mri-data
 	$(BIN)/pytest -m "not benchmark"
 
 # What the tests need besides Python, from Debian's packages, on loopback only: headless Chromium
@@ -36,11 +40,19 @@ browsers:
 services: browsers
 	scripts/postgres.sh
 
+# Colin27 ("ch2"), an independent real head scan shipped by Debian's mricron-data: the MRI arm's external check.
+.PHONY: mri-data
+mri-data:
+	test -f /usr/share/mricron/templates/ch2.nii.gz || (apt-get update -qq && apt-get install -y -qq mricron-data)
+
 # Speed and quality benchmarks against their peers (slow; results go to benchmarks/*.md, not asserted)
 bench: setup
 	$(BIN)/python benchmarks/dcr.py --rows 100000 --dims 64
 	$(BIN)/python benchmarks/evaluation.py
 	$(BIN)/python benchmarks/agreement.py
+
+bench-mri: setup mri-data
+	$(BIN)/python benchmarks/mri.py
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml

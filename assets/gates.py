@@ -25,10 +25,10 @@ DESCRIPTIONS = {
 }
 
 
-def read_gate(instance: dg.DagsterInstance, gate: str) -> tuple[GateRecord | None, dict]:
-    """The latest stored evaluation of one gate check, with what it was computed on, and its full
-    result (metrics with thresholds and verdicts); (None, {}) when the check never ran."""
-    rec = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(CANDIDATE, gate))
+def read_gate(instance: dg.DagsterInstance, gate: str, asset: dg.AssetKey = CANDIDATE) -> tuple[GateRecord | None, dict]:
+    """The latest stored evaluation of one gate check on `asset`, with what it was computed on, and
+    its full result (metrics with thresholds and verdicts); (None, {}) when the check never ran."""
+    rec = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(asset, gate))
     evaluation = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
     if not isinstance(evaluation, dg.AssetCheckEvaluation):
         return None, {}

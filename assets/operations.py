@@ -35,8 +35,16 @@ def alert_on_failure(context: dg.HookContext) -> None:
 
 release_job = dg.define_asset_job(
     "release_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.groups("tabular"),
     description="Ingest, validate, split, train, sample, gate and release one dataset.",
+    op_retry_policy=RETRY,
+    hooks={alert_on_failure},
+)
+
+mri_release_job = dg.define_asset_job(
+    "mri_release_job",
+    selection=dg.AssetSelection.groups("mri"),
+    description="The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release.",
     op_retry_policy=RETRY,
     hooks={alert_on_failure},
 )

@@ -4,6 +4,6 @@ from resources.alerts import AlertWebhook
 from resources.device import ComputeDevice
 from resources.parquet_io import ParquetIOManager
 from resources.release_store import ReleaseStore
-from resources.settings import PipelineSettings
+from resources.settings import MriSettings, PipelineSettings
 
-__all__ = ["AlertWebhook", "ComputeDevice", "ParquetIOManager", "PipelineSettings", "ReleaseStore"]
+__all__ = ["AlertWebhook", "ComputeDevice", "MriSettings", "ParquetIOManager", "PipelineSettings", "ReleaseStore"]

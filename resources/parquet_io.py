@@ -1,4 +1,4 @@
-"""IO manager: DataFrames as Parquet (never pickles), reports and references as JSON.
+"""IO manager: DataFrames as Parquet and MRI slice sets as .npz (never pickles), reports and references as JSON.
 
 A table's `attrs` (its Schema, the input file's hash) travel with it in the Parquet key-value
 metadata, so every downstream asset knows the column types and provenance without re-reading the
@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from synth_pipeline.imaging.slices import SliceSet
 
 ATTRS_KEY = b"synth_pipeline.attrs"
 
@@ -40,6 +43,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 table = table.replace_schema_metadata(meta)
             tmp = target.with_suffix(".parquet.tmp")
             pq.write_table(table, tmp, compression="zstd")
+        elif isinstance(obj, SliceSet):
+            target = stem.with_suffix(".npz")
+            tmp = stem.with_suffix(".tmp.npz")
+            np.savez(tmp, images=obj.images, position=obj.position, subject=obj.subject.astype(str),
+                     index=obj.index, meta=np.array(json.dumps(obj.meta, sort_keys=True)))
         elif isinstance(obj, Path) and obj.is_dir():
             target = stem
             old = stem.with_name(stem.name + ".old")
@@ -67,9 +75,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             if raw is not None:
                 df.attrs.update(json.loads(raw))
             return df
+        npz = stem.with_suffix(".npz")
+        if npz.exists():
+            with np.load(npz, allow_pickle=False) as z:
+                return SliceSet(z["images"], z["position"], z["subject"], z["index"], json.loads(str(z["meta"])))
         if stem.is_dir():
             return stem
         js = stem.with_suffix(".json")
         if js.exists():
             return json.loads(js.read_text())
-        raise FileNotFoundError(f"{stem}.parquet|.json: upstream asset {context.asset_key.to_user_string()} not materialized in {self.base_dir}")
+        raise FileNotFoundError(f"{stem}.parquet|.npz|.json: upstream asset {context.asset_key.to_user_string()} not materialized in {self.base_dir}")

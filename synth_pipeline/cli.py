@@ -57,30 +57,28 @@ def _instance():
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None, instance=None) -> Outcome:
-    """Materialize the whole asset graph for one config, in-process, and classify the result."""
+def _materialize(assets: list, resources: dict, *, verbose: bool, tags: dict[str, str] | None, instance):
+    """Materialize `assets` in-process with a fresh intermediate folder for this run."""
     import dagster as dg
 
-    from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
-    from synth_pipeline.definitions import ASSETS, GATE_CHECKS
+    from resources import ComputeDevice, ParquetIOManager
 
     with tempfile.TemporaryDirectory(prefix="synth-work-") as work:
-        result = dg.materialize(
-            [*ASSETS, *GATE_CHECKS],
-            resources={
-                "settings": PipelineSettings.from_run_config(cfg),
-                "io_manager": ParquetIOManager(base_dir=work),
-                "release_store": ReleaseStore(root=str(out)),
-                "device": ComputeDevice(),
-            },
+        return dg.materialize(
+            assets,
+            resources={"io_manager": ParquetIOManager(base_dir=work), "device": ComputeDevice(), **resources},
             run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}},
             instance=instance or _instance(),
             tags=tags or {},
             raise_on_error=False,
         )
+
+
+def _classify(result, out: Path, *, release_node: str, dataset_node: str) -> Outcome:
+    """Published, refused (with every refusal reason), bad input (its one line) or an error."""
     run_id = result.run_id
     if result.success:
-        meta = result.asset_materializations_for_node("release")[0].metadata
+        meta = result.asset_materializations_for_node(release_node)[0].metadata
         return Outcome("published", f"published {meta['path'].value}", run_id, meta["path"].value)
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for event in result.all_events:
@@ -89,7 +87,9 @@ def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] |
         for err in _error_chain(event.step_failure_data.error):
             if err.cls_name == "BadInput":
                 return Outcome("bad_input", err.message.strip().splitlines()[-1].removeprefix("synth_pipeline.errors.BadInput: "), run_id)
-    refusal = out / _dataset_of(result) / "refusals" / f"{run_id}.json"
+    mats = result.asset_materializations_for_node(dataset_node)
+    dataset = str(mats[0].metadata["dataset"].value) if mats else "_"
+    refusal = out / dataset / "refusals" / f"{run_id}.json"
     if failed or refusal.exists():
         reasons = [f"{e.check_name}: {e.metadata['reason'].value}" for e in failed if "reason" in e.metadata]
         if refusal.exists():
@@ -99,10 +99,27 @@ def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] |
     return Outcome("error", "run failed: " + (errors[0] if errors else "unknown error"), run_id)
 
 
-def _dataset_of(result) -> str:
-    """The dataset folder the run wrote under (from raw_table's materialization metadata)."""
-    mats = result.asset_materializations_for_node("raw_table")
-    return str(mats[0].metadata["dataset"].value) if mats else "_"
+def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None, instance=None) -> Outcome:
+    """Materialize the whole tabular asset graph for one config, in-process, and classify the result."""
+    from resources import PipelineSettings, ReleaseStore
+    from synth_pipeline.definitions import ASSETS, GATE_CHECKS
+
+    result = _materialize([*ASSETS, *GATE_CHECKS], {"settings": PipelineSettings.from_run_config(cfg),
+                                                    "release_store": ReleaseStore(root=str(out))},
+                          verbose=verbose, tags=tags, instance=instance)
+    return _classify(result, out, release_node="release", dataset_node="raw_table")
+
+
+def run_mri_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None,
+                    instance=None) -> Outcome:
+    """Materialize the MRI asset group for one config, in-process, and classify the result."""
+    from resources import MriSettings, ReleaseStore
+    from synth_pipeline.definitions import MRI_ASSETS, MRI_GATE_CHECKS
+
+    result = _materialize([*MRI_ASSETS, *MRI_GATE_CHECKS], {"mri_settings": MriSettings.from_mri_config(cfg),
+                                                            "release_store": ReleaseStore(root=str(out))},
+                          verbose=verbose, tags=tags, instance=instance)
+    return _classify(result, out, release_node="mri_release", dataset_node="mri_slices")
 
 
 def cmd_release(args) -> int:
@@ -186,6 +203,18 @@ def cmd_reproduce(args) -> int:
     return EXIT_ERROR
 
 
+def cmd_mri_release(args) -> int:
+    from synth_pipeline.imaging.config import load_mri_config
+
+    cfg = load_mri_config(args.config).with_overrides(
+        data=args.data, model=args.model, budget=args.budget, seed=args.seed, size=args.size)
+    print(f"synth-pipeline: MRI release of {cfg.data} with {cfg.model} ({cfg.budget} budget, seed {cfg.seed}) "
+          f"into {args.out}", file=sys.stderr)
+    outcome = run_mri_release(cfg, Path(args.out), verbose=args.verbose)
+    print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
+    return outcome.exit_code
+
+
 def cmd_generators(args) -> int:
     from synth_pipeline.generators.base import available
 
@@ -231,6 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("release_dir")
     rp.add_argument("--out", help="where the re-run publishes (default: a temporary folder)")
     rp.set_defaults(func=cmd_reproduce)
+
+    m = sub.add_parser("mri-release", help="run the gated brain-MRI release (slices with positional conditioning)")
+    m.add_argument("--data", help="'default' (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes")
+    m.add_argument("--model", help="dcgan, wgan_gp, r3gan_stacked, r3gan_positional, diffusion, or the copy control")
+    m.add_argument("--out", required=True, help="release root folder")
+    m.add_argument("--budget", choices=("tiny", "default", "full"), help="training budget (default: default)")
+    m.add_argument("--seed", type=int)
+    m.add_argument("--size", type=int, choices=(32, 64, 128), help="slice size in pixels (default 32)")
+    m.add_argument("--config", type=Path, help="JSON MRI config (keys of MriConfig); flags override it")
+    m.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
+    m.set_defaults(func=cmd_mri_release)
 
     g = sub.add_parser("generators", help="list the generators")
     g.set_defaults(func=cmd_generators)

@@ -4,8 +4,9 @@ import dagster as dg
 
 from assets import evaluation, ingest, release, split, training
 from assets.gates import GATE_CHECKS
-from assets.operations import alerts_from_env, new_input_file, nightly_release, release_job
-from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
+from assets.mri import MRI_ASSETS, MRI_GATE_CHECKS
+from assets.operations import alerts_from_env, mri_release_job, new_input_file, nightly_release, release_job
+from resources import ComputeDevice, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
 
 ASSETS = [
     ingest.raw_table,
@@ -23,6 +24,7 @@ ASSETS = [
 def default_resources() -> dict:
     return {
         "settings": PipelineSettings(),
+        "mri_settings": MriSettings(),
         "io_manager": ParquetIOManager(),
         "release_store": ReleaseStore(),
         "device": ComputeDevice(),
@@ -31,9 +33,9 @@ def default_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=GATE_CHECKS,
-    jobs=[release_job],
+    assets=[*ASSETS, *MRI_ASSETS],
+    asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
+    jobs=[release_job, mri_release_job],
     schedules=[nightly_release],
     sensors=[new_input_file],
     resources=default_resources(),

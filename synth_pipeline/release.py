@@ -27,6 +27,8 @@ from synth_pipeline.hashing import file_sha256
 
 GATES = ("dcr_gate", "linkability_gate", "tstr_gate")
 RELEASE_FILES = ("synthetic.parquet", "report.html", "manifest.json")
+MRI_RELEASE_FILES = ("synthetic_slices.nii", "positions.csv", "montage.png", "report.html", "manifest.json")
+REQUIRED_FILES = {"tabular": RELEASE_FILES, "mri": MRI_RELEASE_FILES}  # by the manifest's "arm"
 TRACKED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "sdv", "sdmetrics", "rdt", "ctgan", "copulas",
     "imbalanced-learn", "anonymeter", "great-expectations", "torch", "dagster",
@@ -64,12 +66,13 @@ def safe_name(value: str, what: str) -> str:
 
 
 def gate_problems(
-    records: Mapping[str, GateRecord | None], *, candidate_sha256: str, thresholds_sha256: str
+    records: Mapping[str, GateRecord | None], *, candidate_sha256: str, thresholds_sha256: str,
+    gates: Sequence[str] = GATES,
 ) -> list[str]:
     """Why this candidate may not be published; empty means every gate passed *for this candidate
     under these thresholds*. A missing, stale or failed record is a problem, never a pass."""
     problems = []
-    for gate in GATES:
+    for gate in gates:
         rec = records.get(gate)
         if rec is None:
             problems.append(f"{gate}: no result for this candidate (check did not run)")
@@ -234,7 +237,7 @@ def audit(release_dir: Path) -> AuditResult:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return AuditResult(False, (f"{mpath}: unreadable ({e})",))
     files = manifest.get("files") or {}
-    for name in RELEASE_FILES:
+    for name in REQUIRED_FILES.get(manifest.get("arm", "tabular"), RELEASE_FILES):
         if name != "manifest.json" and name not in files:
             problems.append(f"{name}: not listed in manifest")
     for name, expected in sorted(files.items()):

@@ -1,0 +1,178 @@
+"""The MRI asset group, same shape as the tabular chain:
+mri_slices -> mri_train_slices, mri_holdout_slices -> mri_fitted_generator -> mri_synthetic_slices
+-> mri_image_metrics (+ blocking checks mri_memorisation_gate, mri_fidelity_gate) -> mri_release."""
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from assets.gates import read_gate
+from assets.refusal import final_on_bad_input, refuse
+from resources import ComputeDevice, MriSettings, ReleaseStore
+from synth_pipeline.errors import GeneratorError
+from synth_pipeline.imaging import pipeline
+from synth_pipeline.imaging.config import mri_gate_settings_sha256
+from synth_pipeline.imaging.gates import MRI_GATES, judge_all
+from synth_pipeline.imaging.models.base import load_image_generator, make_image_generator
+from synth_pipeline.imaging.publish import candidate_sha256
+from synth_pipeline.imaging.slices import SliceSet
+from synth_pipeline.metrics.base import MetricResult
+from synth_pipeline.release import ReleaseExists, gate_problems, publish, record_refusal, utc_now
+
+GROUP = "mri"
+METRICS = dg.AssetKey("mri_image_metrics")
+DESCRIPTIONS = {
+    "mri_memorisation_gate": "Memorisation rate and DCR share in pixel and feature space, exact copies of training slices.",
+    "mri_fidelity_gate": "FID(synthetic, holdout) / FID(noise reference, holdout) at most the threshold.",
+}
+
+
+def cache_dir() -> Path:
+    """Where the bundled pseudo-cohort is generated once and reused (it is deterministic)."""
+    return Path(os.environ.get("SYNTH_PIPELINE_CACHE", ".work/cache"))
+
+
+@dg.asset(group_name=GROUP, kinds={"nibabel"})
+@final_on_bad_input
+def mri_slices(context: dg.AssetExecutionContext, mri_settings: MriSettings) -> SliceSet:
+    """Ingestion and preprocessing: every readable NIfTI volume (reoriented, resampled, brain-masked,
+    intensity-normalised) as axial slices with their normalised position. Unreadable files are
+    skipped, named, and listed in the manifest."""
+    cfg = mri_settings.mri_config()
+    slices = pipeline.ingest(cfg, cache_dir())
+    for s in slices.meta["skipped"]:
+        context.log.warning(f"skipped {s['file']}: {s['reason']}")
+    context.add_output_metadata({"dataset": slices.meta["dataset"], "volumes": len(slices.meta["sources"]),
+                                 "skipped": len(slices.meta["skipped"]), "slices": len(slices)})
+    return slices
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    outs={"mri_train_slices": dg.AssetOut(description="Slices of the training subjects.", kinds={"numpy"}),
+          "mri_holdout_slices": dg.AssetOut(description="Slices of subjects never trained on.", kinds={"numpy"})},
+)
+@final_on_bad_input
+def mri_split(context: dg.AssetExecutionContext, mri_slices: SliceSet, mri_settings: MriSettings):
+    """Subject-level, seeded: no subject contributes slices to both sides."""
+    train, holdout = pipeline.split(mri_slices, mri_settings.mri_config())
+    return tuple(dg.Output(part, output_name=name, metadata={"slices": len(part), "subjects": len(part.subjects())})
+                 for name, part in (("mri_train_slices", train), ("mri_holdout_slices", holdout)))
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch"}, pool="gpu")
+@final_on_bad_input
+def mri_fitted_generator(
+    context: dg.AssetExecutionContext, mri_train_slices: SliceSet, mri_settings: MriSettings, device: ComputeDevice,
+    release_store: ReleaseStore,
+) -> Path:
+    cfg = mri_settings.mri_config()
+    gen = make_image_generator(cfg.model, budget=cfg.budget, device=device.resolve(), **cfg.model_params)
+    context.log.info(f"fitting {cfg.model} ({cfg.budget}) on {len(mri_train_slices)} slices (device {device.resolve()})")
+    try:
+        _, seconds = pipeline.timed(gen.fit, mri_train_slices, seed=cfg.seed)
+    except GeneratorError as e:
+        refuse(context, release_store, mri_train_slices.meta["dataset"], "generator", str(e))
+    out = Path(tempfile.mkdtemp(prefix="mri-generator-"))
+    gen.save(out)
+    context.add_output_metadata({"model": cfg.model, "budget": cfg.budget, "fit_seconds": round(seconds, 2)})
+    return out
+
+
+@dg.asset(group_name=GROUP, kinds={"numpy"})
+@final_on_bad_input
+def mri_synthetic_slices(
+    context: dg.AssetExecutionContext, mri_fitted_generator: Path, mri_holdout_slices: SliceSet,
+    mri_settings: MriSettings,
+) -> SliceSet:
+    """One synthetic slice per holdout position (position-matched). Not released until the gates pass."""
+    cfg = mri_settings.mri_config()
+    gen = load_image_generator(mri_fitted_generator)
+    positions = pipeline.sample_positions(mri_holdout_slices, cfg)
+    images, seconds = pipeline.timed(gen.sample, positions, seed=cfg.seed + 1)
+    fake = pipeline.synthetic_set(images, positions)
+    context.add_output_metadata({"slices": len(fake), "sha256": candidate_sha256(fake), "sample_seconds": round(seconds, 2)})
+    return fake
+
+
+@dg.asset(group_name=GROUP, kinds={"numpy"})
+def mri_image_metrics(
+    context: dg.AssetExecutionContext, mri_synthetic_slices: SliceSet, mri_train_slices: SliceSet,
+    mri_holdout_slices: SliceSet, mri_fitted_generator: Path, mri_settings: MriSettings,
+) -> dict:
+    """Every image metric (FID, KID, SSIM, PSNR, conditioning error, memorisation in pixel and feature
+    space) and the assembled volume's slice-to-slice consistency, for the candidate named by sha256."""
+    cfg = mri_settings.mri_config()
+    gen = load_image_generator(mri_fitted_generator)
+    report = pipeline.evaluate(gen, mri_synthetic_slices, mri_train_slices, mri_holdout_slices, seed=cfg.seed)
+    context.add_output_metadata({m["name"]: m["value"] for m in report["metrics"] if isinstance(m["value"], (int, float))})
+    return report
+
+
+def _gate_check(name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(name=name, asset=METRICS, blocking=True, description=DESCRIPTIONS[name])
+    def _check(context: dg.AssetCheckExecutionContext, mri_image_metrics: dict, mri_settings: MriSettings,
+               release_store: ReleaseStore) -> dg.AssetCheckResult:
+        cfg = mri_settings.mri_config()
+        metrics = [MetricResult.from_dict(m) for m in mri_image_metrics["metrics"]]
+        result = next(g for g in judge_all(metrics, cfg.thresholds) if g.gate == name)
+        sha = mri_image_metrics["candidate_sha256"]
+        if not result.passed:
+            record_refusal(release_store.path, mri_image_metrics["dataset"], context.run.run_id,
+                           {**result.to_dict(), "candidate_sha256": sha, "config": cfg.to_dict(), "at": utc_now()})
+        return dg.AssetCheckResult(
+            passed=result.passed, severity=dg.AssetCheckSeverity.ERROR, description=result.reason,
+            metadata={"candidate_sha256": sha, "gate_settings_sha256": mri_gate_settings_sha256(cfg),
+                      "reason": result.reason, "result": dg.MetadataValue.json(result.to_dict())},
+        )
+
+    return _check
+
+
+MRI_GATE_CHECKS = [_gate_check(name) for name in MRI_GATES]
+
+
+@dg.asset(group_name=GROUP, kinds={"nibabel"})
+def mri_release(
+    context: dg.AssetExecutionContext, mri_synthetic_slices: SliceSet, mri_train_slices: SliceSet,
+    mri_holdout_slices: SliceSet, mri_image_metrics: dict, mri_fitted_generator: Path, mri_settings: MriSettings,
+    release_store: ReleaseStore,
+) -> dg.MaterializeResult:
+    """Publishes `<root>/<dataset>/<release_id>/` (NIfTI slices + positions, assembled volume, montage,
+    report, manifest) only if both gates passed for *this* candidate; otherwise a refusal record."""
+    cfg = mri_settings.mri_config()
+    dataset = str(mri_train_slices.meta["dataset"])
+    sha = candidate_sha256(mri_synthetic_slices)
+    read = {g: read_gate(context.instance, g, METRICS) for g in MRI_GATES}
+    problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
+                             thresholds_sha256=mri_gate_settings_sha256(cfg), gates=MRI_GATES)
+    copies = pipeline.exact_slice_copies(mri_synthetic_slices, mri_train_slices)
+    if copies:
+        problems.append(f"release: {copies} synthetic slices equal a real training slice")
+    if problems:
+        record_refusal(release_store.path, dataset, context.run.run_id,
+                       {"gate": "release", "passed": False, "reason": "; ".join(problems), "candidate_sha256": sha,
+                        "at": utc_now()})
+        raise dg.Failure(description="refused: " + "; ".join(problems), metadata={"verdict": "refused"})
+    day = context.run.tags.get("synth/date") or datetime.now(timezone.utc).strftime("%Y%m%d")
+    release_id = f"{day}-{cfg.model}-{sha[:12]}"
+    gen = load_image_generator(mri_fitted_generator)
+    files, manifest = pipeline.release_contents(
+        gen, cfg, mri_synthetic_slices, mri_train_slices, mri_holdout_slices, mri_image_metrics,
+        gates=[result for _, result in read.values()], release_id=release_id,
+        dagster={"run_id": context.run.run_id, "job": context.run.job_name},
+    )
+    try:
+        path = publish(release_store.path, dataset, release_id, files, manifest)
+    except ReleaseExists:
+        path = release_store.path / dataset / release_id
+        context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
+    return dg.MaterializeResult(metadata={"verdict": "published", "release_id": release_id,
+                                          "path": dg.MetadataValue.path(str(path)), "synthetic_sha256": sha,
+                                          "slices": len(mri_synthetic_slices), "dataset": dataset})
+
+
+MRI_ASSETS = [mri_slices, mri_split, mri_fitted_generator, mri_synthetic_slices, mri_image_metrics, mri_release]
