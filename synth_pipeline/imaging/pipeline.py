@@ -24,7 +24,7 @@ def ingest(cfg: MriConfig, work_dir: Path) -> SliceSet:
     """Every readable volume of the folder (the bundled pseudo-cohort for "default") as axial slices
     with their positions; unreadable files are listed in meta["skipped"], not fatal."""
     from synth_pipeline.imaging.cohort import default_cohort
-    from synth_pipeline.imaging.volumes import extract_slices, load_folder
+    from synth_pipeline.imaging.volumes import GRID_MM, GRID_SHAPE, extract_slices, load_folder
 
     folder = default_cohort(Path(work_dir), n_subjects=cfg.cohort_subjects, seed=COHORT_SEED) \
         if cfg.data == "default" else Path(cfg.data)
@@ -35,6 +35,7 @@ def ingest(cfg: MriConfig, work_dir: Path) -> SliceSet:
         "sources": [{"subject": v.subject, "file": Path(v.source).name, "sha256": v.sha256} for v in result.volumes],
         "skipped": [{"file": s.file, "reason": s.reason} for s in result.skipped],
         "slices_per_subject": {s: int((slices.subject == s).sum()) for s in slices.subjects()},
+        "voxel_mm": [GRID_MM * max(GRID_SHAPE[:2]) / cfg.size] * 2 + [GRID_MM],
     }
     return replace(slices, meta=meta)
 
@@ -96,7 +97,7 @@ def release_contents(gen, cfg: MriConfig, fake: SliceSet, train: SliceSet, holdo
     from synth_pipeline.imaging.report import render_mri_report
     from synth_pipeline.release import code_version, package_versions, utc_now
 
-    voxel_mm = float(train.meta.get("voxel_mm", 1.0))
+    voxel_mm = tuple(train.meta["voxel_mm"])
     files = {pub.SLICES_FILE: pub.nifti_bytes(fake.images[:, 0], voxel_mm),
              pub.POSITIONS_FILE: pub.positions_csv(fake.position),
              pub.MONTAGE_FILE: pub.montage_by_position(fake)}

@@ -28,12 +28,12 @@ def candidate_sha256(fake: SliceSet) -> str:
     return h.hexdigest()
 
 
-def nifti_bytes(stack: np.ndarray, voxel_mm: float) -> bytes:
+def nifti_bytes(stack: np.ndarray, voxel_mm: tuple[float, float, float]) -> bytes:
     """(n, H, W) -> an uncompressed NIfTI-1 volume (H, W, n) with a diagonal affine (no timestamps)."""
     import nibabel as nib
 
     data = np.ascontiguousarray(np.transpose(np.asarray(stack, dtype=np.float32), (1, 2, 0)))
-    img = nib.Nifti1Image(data, np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0]))
+    img = nib.Nifti1Image(data, np.diag([*voxel_mm, 1.0]))
     img.header.set_xyzt_units("mm")
     return img.to_bytes()
 
