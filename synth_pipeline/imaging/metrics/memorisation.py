@@ -1,0 +1,85 @@
+"""Memorisation of training slices, judged like the tabular DCR metrics (metrics/privacy.py).
+
+Two spaces: pixels (Euclidean on the flattened [-1, 1] images: catches copies) and the feature
+network's embedding (features.py: catches near-copies that are shifted or re-textured). In each:
+  memorisation_<space>  share of generated slices closer to their nearest train slice than the
+                        holdout's 5th-percentile nearest-train distance; a fresh real sample scores
+                        0.05, a generator that copies train scores up to 1.
+  dcr_share_<space>     share of generated slices closer to a train subset than to the holdout, the
+                        subset drawn (seeded) at the holdout's size; ties count half; 0.5 is ideal.
+  exact_copies          generated slices identical to a train slice (pixel distance 0), as a share;
+                        detail also counts near-exact copies (pixel RMS difference < NEAR_EXACT_RMS).
+Nearest neighbours come from metrics.privacy.nearest: exact, block by block on torch, memory bounded,
+an exact copy at distance 0.0. `detail["worst"]` lists the generated slices closest to train with
+their nearest train slice, so a report can show the pairs side by side.
+"""
+
+import numpy as np
+
+from synth_pipeline.imaging.metrics.features import FeatureNet, as_images, extract, feature_net
+from synth_pipeline.imaging.slices import SliceSet
+from synth_pipeline.metrics.base import MetricResult
+from synth_pipeline.metrics.privacy import dcr_histogram, nearest, wilson_interval
+
+NEAR_EXACT_RMS = 0.01  # 0.5% of the [-1, 1] range per pixel: visually identical
+N_WORST = 8
+COMPARED = "synthetic->train vs holdout->train"
+_RERANK_BYTES = 2e8  # bounds nearest()'s float64 re-ranking buffer (~24 * rows * 10 * dim bytes)
+
+
+def _nearest1(query: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    block = max(1, int(_RERANK_BYTES // (240 * query.shape[1])))
+    d, i = nearest(query, reference, k=1, block_rows=block)
+    return d[:, 0], i[:, 0]
+
+
+def _quantiles(d: np.ndarray) -> dict[str, float]:
+    return {f"p{q}": float(v) for q, v in zip((0, 5, 25, 50), np.percentile(d, [0, 5, 25, 50]))}
+
+
+def _space(space: str, fake: np.ndarray, train: np.ndarray, hold: np.ndarray, seed: int,
+           extra: dict) -> tuple[list[MetricResult], np.ndarray]:
+    d_fake, i_fake = _nearest1(fake, train)
+    d_hold, _ = _nearest1(hold, train)
+    n = len(d_fake)
+    p5 = float(np.percentile(d_hold, 5))
+    memorised = int((d_fake < p5).sum())
+    worst = np.argsort(d_fake, kind="stable")[:N_WORST]
+    memo = MetricResult(
+        f"memorisation_{space}", memorised / n, ci=wilson_interval(memorised, n), compared=COMPARED,
+        detail={**extra, "holdout_p5_distance": p5, "holdout_rate": float((d_hold < p5).mean()),
+                "n_synthetic": n, "n_memorised": memorised,
+                "distance_quantiles": {"synthetic_to_train": _quantiles(d_fake), "holdout_to_train": _quantiles(d_hold)},
+                "histogram": dcr_histogram(d_fake, d_hold),
+                "worst": [{"synthetic": int(j), "train": int(i_fake[j]), "distance": float(d_fake[j])} for j in worst]},
+    )
+    subset = np.sort(np.random.default_rng(seed).choice(len(train), size=min(len(hold), len(train)), replace=False))
+    d_t, _ = _nearest1(fake, train[subset])
+    d_h, _ = _nearest1(fake, hold)
+    closer, ties = float((d_t < d_h).sum()), float((d_t == d_h).sum())
+    share = MetricResult(
+        f"dcr_share_{space}", (closer + 0.5 * ties) / n, ci=wilson_interval(closer + 0.5 * ties, n),
+        compared="synthetic->train subset vs synthetic->holdout (equal sizes)",
+        detail={**extra, "n_closer_to_train": int(closer), "n_ties": int(ties), "train_subset_size": len(subset),
+                "holdout_size": len(hold), "seed": seed},
+    )
+    return [memo, share], d_fake
+
+
+def memorisation_metrics(fake: np.ndarray, train: "SliceSet | np.ndarray", holdout: "SliceSet | np.ndarray", *,
+                         net: FeatureNet | None = None, seed: int = 0) -> list[MetricResult]:
+    """memorisation_pixel, dcr_share_pixel, memorisation_feature, dcr_share_feature, exact_copies."""
+    fake, train_i, hold_i = as_images(fake, "fake"), as_images(train, "train"), as_images(holdout, "holdout")
+    flat = [a.reshape(len(a), -1).astype(np.float64) for a in (fake, train_i, hold_i)]
+    pixel, d_pix = _space("pixel", *flat, seed, {"space": "pixels in [-1, 1]", "dim": flat[0].shape[1]})
+    net = net or feature_net()
+    feats = [extract(a, net) for a in (fake, train_i, hold_i)]
+    feature, _ = _space("feature", *feats, seed, {"space": "feature network", **net.info()})
+    rms = d_pix / np.sqrt(flat[0].shape[1])
+    exact = int((d_pix == 0).sum())
+    copies = MetricResult(
+        "exact_copies", exact / len(fake), compared=COMPARED,
+        detail={"exact_count": exact, "near_exact_count": int((rms < NEAR_EXACT_RMS).sum()),
+                "near_exact_rms": NEAR_EXACT_RMS, "n_synthetic": len(fake)},
+    )
+    return [*pixel, *feature, copies]
