@@ -131,7 +131,9 @@ def n_parameters(module: nn.Module) -> int:
 def grad_sq_norm(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """Per-sample ||d scores / d inputs||^2 (graph kept, so a penalty on it trains the critic);
     zero where the scores do not depend on the inputs."""
-    (grad,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True, allow_unused=True)
+    grad = None
+    if scores.requires_grad:
+        (grad,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True, allow_unused=True)
     if grad is None:
         return torch.zeros(len(inputs), device=inputs.device, dtype=inputs.dtype)
     return grad.flatten(1).pow(2).sum(1)
