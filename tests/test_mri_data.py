@@ -119,6 +119,7 @@ def test_bad_files_are_skipped_one_line_each(cohort, tmp_path):
     (tmp_path / "x.nii.gz").write_text("not an image\n")
     nib.save(nib.Nifti1Image(np.ones((20, 20), np.float32), np.eye(4)), tmp_path / "flat.nii")
     nib.save(nib.Nifti1Image(np.zeros((30, 30, 30), np.float32), np.eye(4)), tmp_path / "zeros.nii")
+    nib.save(nib.Nifti1Image(np.ones((40, 40, 40), np.float32), np.eye(4)), tmp_path / "cube.nii")
     nan = np.ones((30, 30, 30), np.float32)
     nan[5, 5, 5] = np.nan
     nib.save(nib.Nifti1Image(nan, np.eye(4)), tmp_path / "nan.nii.gz")
@@ -128,13 +129,14 @@ def test_bad_files_are_skipped_one_line_each(cohort, tmp_path):
     result = load_folder(tmp_path)
     assert [v.subject for v in result.volumes] == ["sub-01", "sub-02"]
     reasons = {s.file.rsplit("/", 1)[-1]: s.reason for s in result.skipped}
-    assert sorted(reasons) == ["flat.nii", "multi.nii", "nan.nii.gz", "x.nii.gz", "zeros.nii"]
+    assert sorted(reasons) == ["cube.nii", "flat.nii", "multi.nii", "nan.nii.gz", "x.nii.gz", "zeros.nii"]
     for name, reason in reasons.items():
         assert name in reason and "\n" not in reason
     assert "NIfTI" in reasons["x.nii.gz"]
     assert "3D" in reasons["flat.nii"] and "3D" in reasons["multi.nii"]
     assert "all zeros" in reasons["zeros.nii"]
     assert "non-finite" in reasons["nan.nii.gz"]
+    assert "no brain" in reasons["cube.nii"]  # 64 ml of uniform signal is not a brain
 
 
 def test_missing_or_hopeless_folder_is_bad_input(tmp_path):

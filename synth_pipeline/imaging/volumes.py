@@ -35,6 +35,7 @@ GRID_MM = 2.0
 GRID_SHAPE = (96, 112, 96)
 NORMALISE_PERCENTILES = (1.0, 99.0)
 MASK_EROSION_VOXELS = 3
+MIN_BRAIN_ML = 200.0  # below any human brain (a newborn's is ~350 ml): noise, a fragment or a crop
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
@@ -96,7 +97,10 @@ def _read_canonical(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise BadInput(f"{path}: contains non-finite values (NaN or inf)")
     if not data.any():
         raise BadInput(f"{path}: empty volume (all zeros)")
-    return data, np.asarray(img.header.get_zooms()[:3], dtype=float)
+    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    if not (np.isfinite(zooms).all() and (zooms > 0).all()):
+        raise BadInput(f"{path}: invalid voxel size {tuple(zooms.tolist())} in the header")
+    return data, zooms
 
 
 def resample_to_grid(data: np.ndarray, zooms: np.ndarray) -> np.ndarray:
@@ -124,7 +128,10 @@ def _otsu(values: np.ndarray) -> float:
 
 def brain_mask(data: np.ndarray) -> np.ndarray:
     """Boolean brain mask (method in the module docstring); all False when no brain is found."""
-    tissue = data > _otsu(data[data > 0])
+    positive = data[data > 0]
+    if positive.size == 0:
+        return np.zeros(data.shape, bool)
+    tissue = data > _otsu(positive)
     ball = ndimage.generate_binary_structure(3, 1)
     core = ndimage.binary_erosion(tissue, ball, iterations=MASK_EROSION_VOXELS)
     if not core.any():
@@ -167,8 +174,9 @@ def load_volume(path: Path) -> Volume:
     data, zooms = _read_canonical(path)
     data = resample_to_grid(data, zooms)
     mask = brain_mask(data)
-    if mask.sum() < 1000:  # < 8 ml at 2 mm: noise or a fragment, not a brain
-        raise BadInput(f"{path}: no brain found (mask of {int(mask.sum())} voxels)")
+    brain_ml = float(mask.sum()) * GRID_MM**3 / 1e3
+    if brain_ml < MIN_BRAIN_ML:
+        raise BadInput(f"{path}: no brain found (mask of {brain_ml:.0f} ml, need >= {MIN_BRAIN_ML:.0f} ml)")
     data, mask = _crop_to_box(data, mask)
     return Volume(subject_of(path), _normalise(data, mask), mask, str(path), file_sha256(path))
 
