@@ -58,8 +58,10 @@ price of its much higher fidelity; on the small ACTG175 table the DCR share exce
 """
 
 import copy
+import hashlib
 import json
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +73,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from synth_pipeline.device import pick_device
+from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators._torch import TableEncoder, load_modules, save_modules, train, write_json
 from synth_pipeline.generators.base import BaseGenerator, register
+from synth_pipeline.schema import Schema, conform
 
 T_TRAIN = 1000
+MAX_REDRAWS = 8  # rounds; round r draws 2^r candidates per rejected row
+# size-aware training schedule (see `training_schedule`)
+MIN_BATCHES, MIN_BATCH, MAX_BATCH = 8, 32, 256
+MAX_STEPS, PATIENCE_STEPS, VAL_EVALS = 20_000, 1_000, 4_096
 
 
 # ---- noise schedules -------------------------------------------------------------------------------
@@ -223,6 +231,53 @@ class _EMA(nn.Module):
             be.copy_(bm)
 
 
+# ---- size-aware training schedule ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Schedule:
+    """Batch size, epoch budget, patience (epochs) and validation noise draws for one fit."""
+
+    batch_size: int
+    epochs: int
+    patience: int
+    val_draws: int
+
+
+def training_schedule(n_train: int, n_val: int, *, batch_size: int | None, epochs: int | None,
+                      patience: int | None) -> Schedule:
+    """Explicit values are kept; None is derived from the table size so that the budget is counted
+    in optimizer steps, not epochs. With a fixed batch of 256, a 430-row table got one step per
+    epoch (the partial batch dropped), so 50 epochs of patience were 50 steps and the EMA weights
+    (decay 0.999, ~1000 steps) were still mostly the warm-up average when training stopped. Now:
+    batch = the power of two nearest n_train / MIN_BATCHES within [MIN_BATCH, MAX_BATCH] (at least
+    ~8 steps an epoch), epochs = MAX_STEPS steps, patience = PATIENCE_STEPS steps (FLCHAIN keeps
+    batch 256, ~53 epochs of patience, ~1000 epochs), and the validation loss averages over at
+    least VAL_EVALS (row, timestep, noise) draws, so a 48-row validation set is not a noisy judge."""
+    if batch_size is None:
+        nearest = 2 ** round(math.log2(max(1.0, n_train / MIN_BATCHES)))
+        batch_size = int(min(MAX_BATCH, max(MIN_BATCH, nearest)))
+    steps = max(1, n_train // max(1, min(batch_size, n_train)))
+    return Schedule(batch_size=int(batch_size),
+                    epochs=int(epochs) if epochs is not None else math.ceil(MAX_STEPS / steps),
+                    patience=int(patience) if patience is not None else math.ceil(PATIENCE_STEPS / steps),
+                    val_draws=max(4, math.ceil(VAL_EVALS / n_val)) if n_val else 0)
+
+
+# ---- exact-copy filter -----------------------------------------------------------------------------
+def row_digests(table: pd.DataFrame, schema: Schema, key: bytes) -> list[str]:
+    """One keyed 64-bit BLAKE2b digest (hex) per row of the conformed `table` over every schema
+    column: two rows get the same digest when they are equal on every column (NaN equal to NaN,
+    numbers equal to 12 significant digits, so float noise of the quantile decoding does not hide a
+    copy). The key makes the digests useless outside the model that stores them; they still answer
+    "is this a training row?" for whoever holds the state, which is why the state stays internal."""
+    frame = conform(table, schema)
+    cols = [frame[c].to_numpy(dtype=object) for c in schema.names]
+    out = []
+    for row in zip(*cols):
+        text = "\x1f".join("\x00" if pd.isna(v) else (f"{v + 0.0:.12g}" if isinstance(v, float) else str(v)) for v in row)
+        out.append(hashlib.blake2b(text.encode(), digest_size=8, key=key).hexdigest())
+    return out
+
+
 # ---- the generator ---------------------------------------------------------------------------------
 def _tokens_layout(enc: TableEncoder) -> tuple[list[int], list[tuple[int, int]]]:
     """Positions of the numeric values ("linear" spans) and the (start, end) of every token block
@@ -238,16 +293,17 @@ class DiffusionGenerator(BaseGenerator):
     summary = "tabular diffusion (Gaussian DDPM + masked diffusion) with classifier-free guidance on the target (torch)"
     WEIGHTS_FILE = "denoiser.pt"
     CONFIG_FILE = "diffusion.json"
-    NOT_IN_CONFIG = ("sample_steps", "guidance_scale", "eta", "epochs", "checkpoint_dir")
+    NOT_IN_CONFIG = ("sample_steps", "guidance_scale", "eta", "epochs", "checkpoint_dir", "reject_copies")
 
-    def __init__(self, epochs: int = 1000, batch_size: int = 256, lr: float = 2e-3, hidden: int = 128,
+    def __init__(self, epochs: int | None = None, batch_size: int | None = None, lr: float = 2e-3, hidden: int = 128,
                  n_layers: int = 3, dropout: float = 0.0, sample_steps: int = 100, guidance_scale: float = 1.0,
-                 eta: float = 1.0, cond_dropout: float = 0.1, patience: int = 50, val_fraction: float = 0.1,
-                 ema_decay: float = 0.999, checkpoint_dir: str | None = None) -> None:
+                 eta: float = 1.0, cond_dropout: float = 0.1, patience: int | None = None, val_fraction: float = 0.1,
+                 ema_decay: float = 0.999, reject_copies: bool = True, checkpoint_dir: str | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, n_layers=n_layers,
                          dropout=dropout, sample_steps=sample_steps, guidance_scale=guidance_scale, eta=eta,
                          cond_dropout=cond_dropout, patience=patience, val_fraction=val_fraction,
-                         ema_decay=ema_decay, checkpoint_dir=checkpoint_dir)
+                         ema_decay=ema_decay, reject_copies=reject_copies, checkpoint_dir=checkpoint_dir)
+        self.rejected_copies = 0
 
     # -- layout ------------------------------------------------------------------------------------
     def _columns(self) -> list[str]:
@@ -288,6 +344,8 @@ class DiffusionGenerator(BaseGenerator):
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
         p = self.params
         self.encoder = TableEncoder(numeric="quantile", seed=seed).fit(table, self.schema, self._columns())
+        self.digest_key = hashlib.blake2b(f"diffusion-copy-filter/{seed}".encode(), digest_size=16).hexdigest()
+        self.train_digests = row_digests(table, self.schema, bytes.fromhex(self.digest_key))
         x, tok = self._encode(table)
         labels = table[self.target] if self.classes else pd.Series([np.nan] * len(table), dtype=object)
         c = self._class_index(labels)
@@ -299,6 +357,10 @@ class DiffusionGenerator(BaseGenerator):
         ab = cosine_alpha_bar().to(self.device)
         opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=1e-4)
         null = len(self.classes)
+        val_fraction = p["val_fraction"] if len(table) >= 20 else 0.0
+        n_val = min(int(round(len(table) * val_fraction)), len(table) - 1)
+        sched = training_schedule(len(table) - n_val, n_val, batch_size=p["batch_size"], epochs=p["epochs"],
+                                  patience=p["patience"])
 
         def step(xb, kb, cb):
             drop = torch.rand(len(cb)).to(cb.device) < p["cond_dropout"]
@@ -311,29 +373,34 @@ class DiffusionGenerator(BaseGenerator):
 
         def val_loss(xv, kv, cv):  # of the averaged weights, which are the ones sampled from
             gen = torch.Generator().manual_seed(seed + 1)  # the same draws every epoch
-            return float(np.mean([float(diffusion_loss(ema.model, ab, xv, kv, cv, gen)) for _ in range(4)]))
+            return float(np.mean([float(diffusion_loss(ema.model, ab, xv, kv, cv, gen))
+                                  for _ in range(sched.val_draws)]))
 
         result = train(
             {"denoiser": model, "ema": ema}, {"adamw": opt}, step, (x, tok, c),
-            epochs=p["epochs"], batch_size=p["batch_size"], seed=seed, val_loss=val_loss,
-            val_fraction=p["val_fraction"] if len(table) >= 20 else 0.0, patience=p["patience"],
+            epochs=sched.epochs, batch_size=sched.batch_size, seed=seed, val_loss=val_loss,
+            val_fraction=val_fraction, patience=sched.patience,
             device=self.device, checkpoint_dir=p["checkpoint_dir"], resume=p["checkpoint_dir"] is not None,
             config=self._config(len(table), seed), desc="diffusion",
         )
         self.model = ema.model.eval()
-        self.training = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        self.training = {"schedule": asdict(sched), "epochs_run": result.epochs_run,
+                         "best_epoch": result.best_epoch,
                          "best_val": result.best_val, "stopped_early": result.stopped_early}
 
     # -- sample ------------------------------------------------------------------------------------
-    def _draw(self, k: int, seed: int, label: str | None) -> pd.DataFrame:
-        p = self.params
+    def _labels(self, k: int, seed: int, label: str | None) -> np.ndarray:
+        """The class of each of k rows: `label`, or drawn by training frequency."""
         if self.classes and label is None:
             keys = list(self.class_freq)
             freq = np.array([self.class_freq[key] for key in keys], dtype=float)
             pick = np.random.default_rng(seed).choice(len(keys), size=k, p=freq / freq.sum())
-            labels = np.array([np.nan if key == "" else key for key in keys], dtype=object)[pick]
-        else:
-            labels = np.array([label if self.classes else np.nan] * k, dtype=object)
+            return np.array([np.nan if key == "" else key for key in keys], dtype=object)[pick]
+        return np.array([label if self.classes else np.nan] * k, dtype=object)
+
+    def _generate(self, labels: np.ndarray, seed: int) -> pd.DataFrame:
+        """One row per class label, by the reverse diffusion, conformed to the schema."""
+        p = self.params
         c = torch.from_numpy(self._class_index(labels)).to(self.device)
         lim = float(special.ndtri(1 - 1e-7))  # TableEncoder's normal scores never leave +-5.2
         lo, hi = torch.full((self.model.d_num,), -min(lim, 5.0)), torch.full((self.model.d_num,), min(lim, 5.0))
@@ -344,19 +411,56 @@ class DiffusionGenerator(BaseGenerator):
         out = self._decode(x.cpu().double().numpy(), tok.cpu().numpy())
         if self.classes:
             out[self.target] = labels
-        return out[self.schema.names]
+        return conform(out, self.schema)
+
+    def _draw(self, k: int, seed: int, label: str | None) -> pd.DataFrame:
+        """k rows; with `reject_copies`, each row equal to a training row on every column is replaced
+        by a new row of its class. Quantile decoding maps values onto training values, so on tables
+        with few distinct values a whole row can come out as a training row. Round r draws 2^r
+        candidates per rejected row (a new seed each round) and keeps the first that is not a
+        training row; after MAX_REDRAWS rounds the table has no room for new rows: GeneratorError."""
+        labels = self._labels(k, seed, label)
+        out = self._generate(labels, seed)
+        self.rejected_copies = 0
+        if not self.params.get("reject_copies", True) or not self.train_digests:
+            return out
+        known, key = set(self.train_digests), bytes.fromhex(self.digest_key)
+
+        def is_copy(frame: pd.DataFrame) -> np.ndarray:
+            return np.array([d in known for d in row_digests(frame, self.schema, key)], dtype=bool)
+
+        copies = np.flatnonzero(is_copy(out))
+        self.rejected_copies = len(copies)
+        for attempt in range(1, MAX_REDRAWS + 1):
+            if len(copies) == 0:
+                return out
+            per_row = 2 ** attempt
+            redraw_seed = int(np.random.SeedSequence([seed, attempt]).generate_state(1)[0])
+            candidates = self._generate(np.repeat(labels[copies], per_row), redraw_seed)
+            fresh = ~is_copy(candidates).reshape(len(copies), per_row)
+            found = fresh.any(1)
+            pick = np.arange(len(copies)) * per_row + fresh.argmax(1)
+            out.iloc[copies[found]] = candidates.iloc[pick[found]].to_numpy(dtype=object)
+            out = conform(out, self.schema)
+            copies = copies[~found]
+        if len(copies):
+            raise GeneratorError(f"{self.name}: {len(copies)} rows still equal to training rows after "
+                                 f"{MAX_REDRAWS} redraw rounds: the table leaves no room for new rows")
+        return out
 
     # -- state -------------------------------------------------------------------------------------
     def _save_state(self, path: Path) -> list[str]:
         save_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model})
         write_json(path / self.CONFIG_FILE, {"encoder": self.encoder.to_json(), "class_freq": self.class_freq,
-                                             "training": self.training, "t_train": T_TRAIN})
+                                             "training": self.training, "t_train": T_TRAIN,
+                                             "digest_key": self.digest_key, "train_digests": self.train_digests})
         return [self.WEIGHTS_FILE, self.CONFIG_FILE]
 
     def _load_state(self, path: Path) -> None:
         cfg = json.loads((path / self.CONFIG_FILE).read_text())
         self.encoder = TableEncoder.from_json(cfg["encoder"])
         self.class_freq, self.training = cfg["class_freq"], cfg["training"]
+        self.digest_key, self.train_digests = cfg.get("digest_key", ""), cfg.get("train_digests", [])
         self.device = pick_device()
         self.model = self._build()
         load_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model}, device="cpu")
