@@ -32,7 +32,7 @@ ARCH = "inception-lite-96"
 INPUT_SIZE = 96
 FEATURE_DIM = 256
 SEED = 20200227  # Naeem et al. 2020 arXiv date; any fixed number would do
-RANDOM_WEIGHTS_SHA256 = None
+RANDOM_WEIGHTS_SHA256 = "69f5c485bbce4ec2e79855ca03a3e587fa400e0ae484b81d0269149f9ecdd76d"
 
 
 def _conv(cin: int, cout: int, k, stride: int = 1) -> nn.Sequential:
@@ -124,7 +124,11 @@ def _default_net() -> FeatureNet:
     module = InceptionLite()
     module.load_state_dict(_random_state_dict(module))
     module.eval()
-    return FeatureNet(module, f"{ARCH}-random-seed{SEED}", weights_sha256(module))
+    sha = weights_sha256(module)
+    if sha != RANDOM_WEIGHTS_SHA256:  # would mean numpy's RandomState stream or the architecture changed
+        raise RuntimeError(f"feature net: seeded weights hash {sha[:12]} differs from the pinned "
+                           f"{RANDOM_WEIGHTS_SHA256[:12]}; FID/KID would not be comparable with earlier runs")
+    return FeatureNet(module, f"{ARCH}-random-seed{SEED}", sha)
 
 
 def feature_net(weights_path: Path | None = None) -> FeatureNet:

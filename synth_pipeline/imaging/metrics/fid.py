@@ -8,6 +8,8 @@ of one distribution, unbiased at any n. Both depend on the feature network (feat
 comparable only within one table, never with published Inception numbers.
 """
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -29,10 +31,12 @@ def fid(real_feats: np.ndarray, fake_feats: np.ndarray) -> float:
     imaginary round-off scipy's sqrtm leaves is dropped. Clipped at 0 (round-off can dip below)."""
     mu1, s1 = _stats(real_feats)
     mu2, s2 = _stats(fake_feats)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(s1)) * SQRTM_EPS
-        covmean, _ = linalg.sqrtm((s1 + offset) @ (s2 + offset), disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular products are handled here
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(len(s1)) * SQRTM_EPS
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     value = float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(np.real(covmean)))
     return max(value, 0.0)
 

@@ -8,7 +8,8 @@ network's embedding (features.py: catches near-copies that are shifted or re-tex
   dcr_share_<space>     share of generated slices closer to a train subset than to the holdout, the
                         subset drawn (seeded) at the holdout's size; ties count half; 0.5 is ideal.
   exact_copies          generated slices identical to a train slice (pixel distance 0), as a share;
-                        detail also counts near-exact copies (pixel RMS difference < NEAR_EXACT_RMS).
+                        detail also counts near-exact copies (pixel RMS difference < NEAR_EXACT_RMS)
+                        and the holdout's own exact-copy rate (`holdout_rate`, the gate's allowance).
 Nearest neighbours come from metrics.privacy.nearest: exact, block by block on torch, memory bounded,
 an exact copy at distance 0.0. `detail["worst"]` lists the generated slices closest to train with
 their nearest train slice, so a report can show the pairs side by side.
@@ -38,7 +39,7 @@ def _quantiles(d: np.ndarray) -> dict[str, float]:
 
 
 def _space(space: str, fake: np.ndarray, train: np.ndarray, hold: np.ndarray, seed: int,
-           extra: dict) -> tuple[list[MetricResult], np.ndarray]:
+           extra: dict) -> tuple[list[MetricResult], np.ndarray, np.ndarray]:
     d_fake, i_fake = _nearest1(fake, train)
     d_hold, _ = _nearest1(hold, train)
     n = len(d_fake)
@@ -63,7 +64,7 @@ def _space(space: str, fake: np.ndarray, train: np.ndarray, hold: np.ndarray, se
         detail={**extra, "n_closer_to_train": int(closer), "n_ties": int(ties), "train_subset_size": len(subset),
                 "holdout_size": len(hold), "seed": seed},
     )
-    return [memo, share], d_fake
+    return [memo, share], d_fake, d_hold
 
 
 def memorisation_metrics(fake: np.ndarray, train: "SliceSet | np.ndarray", holdout: "SliceSet | np.ndarray", *,
@@ -71,15 +72,16 @@ def memorisation_metrics(fake: np.ndarray, train: "SliceSet | np.ndarray", holdo
     """memorisation_pixel, dcr_share_pixel, memorisation_feature, dcr_share_feature, exact_copies."""
     fake, train_i, hold_i = as_images(fake, "fake"), as_images(train, "train"), as_images(holdout, "holdout")
     flat = [a.reshape(len(a), -1).astype(np.float64) for a in (fake, train_i, hold_i)]
-    pixel, d_pix = _space("pixel", *flat, seed, {"space": "pixels in [-1, 1]", "dim": flat[0].shape[1]})
+    pixel, d_pix, d_pix_hold = _space("pixel", *flat, seed, {"space": "pixels in [-1, 1]", "dim": flat[0].shape[1]})
     net = net or feature_net()
     feats = [extract(a, net) for a in (fake, train_i, hold_i)]
-    feature, _ = _space("feature", *feats, seed, {"space": "feature network", **net.info()})
+    feature, _, _ = _space("feature", *feats, seed, {"space": "feature network", **net.info()})
     rms = d_pix / np.sqrt(flat[0].shape[1])
-    exact = int((d_pix == 0).sum())
+    exact, hold_exact = int((d_pix == 0).sum()), int((d_pix_hold == 0).sum())
     copies = MetricResult(
         "exact_copies", exact / len(fake), compared=COMPARED,
         detail={"exact_count": exact, "near_exact_count": int((rms < NEAR_EXACT_RMS).sum()),
-                "near_exact_rms": NEAR_EXACT_RMS, "n_synthetic": len(fake)},
+                "near_exact_rms": NEAR_EXACT_RMS, "n_synthetic": len(fake),
+                "holdout_count": hold_exact, "holdout_rate": hold_exact / len(hold_i)},
     )
     return [*pixel, *feature, copies]
