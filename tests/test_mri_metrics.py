@@ -168,3 +168,10 @@ def test_memorisation_of_fresh_samples_near_nominal():
         assert 0.38 < res[f"dcr_share_{space}"].value < 0.62
         assert res[f"memorisation_{space}"].detail["holdout_rate"] == pytest.approx(0.05, abs=0.01)
     assert res["exact_copies"].value == 0.0
+
+
+def test_fid_matches_the_closed_form_for_gaussians():
+    """N(0, I) vs N(m, 4 I) in d dims: FID = |m|^2 + d (1 + 4 - 2 * 2) = |m|^2 + d."""
+    rng = np.random.default_rng(0)
+    d, m = 4, np.array([1.0, 0.0, 0.0, 0.0])
+    assert fid(rng.standard_normal((20000, d)), m + 2 * rng.standard_normal((20000, d))) == pytest.approx(1 + d, rel=0.03)
