@@ -57,7 +57,6 @@ class MriSettings(dg.ConfigurableResource):
     cohort_subjects: int = 12
     n_samples: int | None = None
     memorisation_max: float = MriThresholds.memorisation_max
-    dcr_share_max: float = MriThresholds.dcr_share_max
     fid_ratio_max: float | None = MriThresholds.fid_ratio_max
 
     def mri_config(self) -> MriConfig:

