@@ -2,7 +2,6 @@
 mri_slices -> mri_train_slices, mri_holdout_slices -> mri_fitted_generator -> mri_synthetic_slices
 -> mri_image_metrics (+ blocking checks mri_memorisation_gate, mri_fidelity_gate) -> mri_release."""
 
-import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,11 +29,6 @@ DESCRIPTIONS = {
 }
 
 
-def cache_dir() -> Path:
-    """Where the bundled pseudo-cohort is generated once and reused (it is deterministic)."""
-    return Path(os.environ.get("SYNTH_PIPELINE_CACHE", ".work/cache"))
-
-
 @dg.asset(group_name=GROUP, kinds={"nibabel"})
 @final_on_bad_input
 def mri_slices(context: dg.AssetExecutionContext, mri_settings: MriSettings) -> SliceSet:
@@ -42,7 +36,7 @@ def mri_slices(context: dg.AssetExecutionContext, mri_settings: MriSettings) -> 
     intensity-normalised) as axial slices with their normalised position. Unreadable files are
     skipped, named, and listed in the manifest."""
     cfg = mri_settings.mri_config()
-    slices = pipeline.ingest(cfg, cache_dir())
+    slices = pipeline.ingest(cfg, pipeline.cache_dir())
     for s in slices.meta["skipped"]:
         context.log.warning(f"skipped {s['file']}: {s['reason']}")
     context.add_output_metadata({"dataset": slices.meta["dataset"], "volumes": len(slices.meta["sources"]),

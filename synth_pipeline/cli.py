@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from synth_pipeline.errors import BadInput
@@ -215,10 +215,47 @@ def cmd_mri_release(args) -> int:
     return outcome.exit_code
 
 
+def cmd_turing_kit(args) -> int:
+    """Blinded montage of real holdout slices and a release's synthetic slices; the key goes elsewhere."""
+    import nibabel as nib
+    import numpy as np
+
+    from synth_pipeline.imaging import pipeline
+    from synth_pipeline.imaging.config import MriConfig
+    from synth_pipeline.imaging.turing import make_kit
+
+    release = Path(args.release)
+    manifest_path = release / "manifest.json"
+    if not manifest_path.is_file():
+        raise BadInput(f"{release}: not a release folder (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("arm") != "mri":
+        raise BadInput(f"{release}: not an MRI release")
+    cfg = MriConfig.from_dict(manifest["config"])
+    _, holdout = pipeline.split(pipeline.ingest(cfg, pipeline.cache_dir()), cfg)
+    fake = np.transpose(np.asarray(nib.load(release / "synthetic_slices.nii").dataobj), (2, 0, 1))[:, None]
+    kit = make_kit(holdout.images, fake, Path(args.out), n_each=args.n_each, seed=args.seed,
+                   key_dir=Path(args.key_dir) if args.key_dir else None)
+    print(f"montage {kit.montage}\nanswers template {kit.answers_template}\nanswer key (keep apart) {kit.key}")
+    return EXIT_OK
+
+
+def cmd_turing_score(args) -> int:
+    from synth_pipeline.imaging.turing import score
+
+    s = score(Path(args.answers), Path(args.key))
+    print(json.dumps(asdict(s), indent=1) if args.json else s.verdict)
+    return EXIT_OK
+
+
 def cmd_generators(args) -> int:
     from synth_pipeline.generators.base import available
+    from synth_pipeline.imaging.models.base import available_image_generators
 
     for name, summary in available().items():
+        print(f"{name:18s} {summary}")
+    print("\nMRI models (synth-pipeline mri-release --model NAME):")
+    for name, summary in available_image_generators().items():
         print(f"{name:18s} {summary}")
     return EXIT_OK
 
@@ -271,6 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", type=Path, help="JSON MRI config (keys of MriConfig); flags override it")
     m.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     m.set_defaults(func=cmd_mri_release)
+
+    tk = sub.add_parser("turing-kit", help="make a blinded visual Turing test from an MRI release")
+    tk.add_argument("release", help="a published MRI release folder")
+    tk.add_argument("--out", required=True, help="folder for the montage and the blank answers.csv (hand it to the reader)")
+    tk.add_argument("--key-dir", help="where the answer key goes (default: <out>_key, never inside --out)")
+    tk.add_argument("--n-each", type=int, default=20, help="real and synthetic slices each (default 20)")
+    tk.add_argument("--seed", type=int, default=0)
+    tk.set_defaults(func=cmd_turing_kit)
+
+    ts = sub.add_parser("turing-score", help="score a reader's answers.csv against the answer key")
+    ts.add_argument("answers")
+    ts.add_argument("key")
+    ts.add_argument("--json", action="store_true", help="all figures as JSON")
+    ts.set_defaults(func=cmd_turing_score)
 
     g = sub.add_parser("generators", help="list the generators")
     g.set_defaults(func=cmd_generators)

@@ -47,7 +47,7 @@ def test_the_copy_control_is_refused_and_nothing_is_published(folder, tmp_path, 
     assert record.with_suffix(".html").is_file()
 
 
-def test_a_model_publishes_an_auditable_reproducible_release(folder, tmp_path):
+def test_a_model_publishes_an_auditable_reproducible_release(folder, tmp_path, capsys):
     # The fidelity gate is switched off here: a tiny-budget model is not meant to look real, and this test
     # is about what publishing writes. The memorisation gate stays on and must pass on its own.
     cfg = _config(tmp_path, thresholds={"fid_ratio_max": None})
@@ -74,9 +74,17 @@ def test_a_model_publishes_an_auditable_reproducible_release(folder, tmp_path):
     stack = np.asarray(nib.load(a / "synthetic_slices.nii").dataobj)
     assert stack.shape[:2] == (32, 32) and stack.shape[2] == manifest["n_slices"]
     assert np.isfinite(stack).all() and stack.min() >= -1 and stack.max() <= 1
+    kit = tmp_path / "kit"
+    assert main(["turing-kit", str(a), "--out", str(kit), "--n-each", "5"]) == 0
+    assert sorted(p.name for p in kit.iterdir()) == ["answers.csv", "montage.png"]
+    key = json.loads((tmp_path / "kit_key" / "answer_key.json").read_text())["tiles"]
+    (kit / "answers.csv").write_text("tile,answer\n" + "".join(f"{t},{lab}\n" for t, lab in key.items()))
+    assert main(["turing-score", str(kit / "answers.csv"), str(tmp_path / "kit_key" / "answer_key.json"),
+                 "--json"]) == 0
     (a / "positions.csv").chmod(0o644)
     (a / "positions.csv").write_text("slice,position\n")
     assert not audit(a).ok
+    assert '"accuracy": 1.0' in capsys.readouterr().out
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

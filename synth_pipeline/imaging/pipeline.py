@@ -1,6 +1,7 @@
 """The MRI arm's steps as plain functions (the Dagster assets in assets/mri.py are thin wrappers):
 ingest -> split -> fit -> sample -> evaluate -> (gates) -> release files + manifest."""
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,11 @@ from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
 
 COHORT_SEED = 0  # the bundled pseudo-cohort is data: it does not change with the run's seed
+
+
+def cache_dir() -> Path:
+    """Where the bundled pseudo-cohort is generated once and reused (it is deterministic)."""
+    return Path(os.environ.get("SYNTH_PIPELINE_CACHE", ".work/cache"))
 
 
 def dataset_name(cfg: MriConfig) -> str:
