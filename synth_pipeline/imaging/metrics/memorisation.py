@@ -6,7 +6,8 @@ network's embedding (features.py: catches near-copies that are shifted or re-tex
                         holdout's 5th-percentile nearest-train distance; a fresh real sample scores
                         0.05, a generator that copies train scores up to 1.
   dcr_share_<space>     share of generated slices closer to a train subset than to the holdout, the
-                        subset drawn (seeded) at the holdout's size; ties count half; 0.5 is ideal.
+                        subset as many whole train subjects as the holdout has, averaged over
+                        DCR_DRAWS seeded draws (`train_subsets`); ties count half; 0.5 is ideal.
   exact_copies          generated slices identical to a train slice (pixel distance 0), as a share;
                         detail also counts near-exact copies (pixel RMS difference < NEAR_EXACT_RMS)
                         and the holdout's own exact-copy rate (`holdout_rate`, the gate's allowance).
@@ -24,6 +25,7 @@ from synth_pipeline.metrics.privacy import dcr_histogram, nearest, wilson_interv
 
 NEAR_EXACT_RMS = 0.01  # 0.5% of the [-1, 1] range per pixel: visually identical
 N_WORST = 8
+DCR_DRAWS = 5
 COMPARED = "synthetic->train vs holdout->train"
 _RERANK_BYTES = 2e8  # bounds nearest()'s float64 re-ranking buffer (~24 * rows * 10 * dim bytes)
 
@@ -38,7 +40,23 @@ def _quantiles(d: np.ndarray) -> dict[str, float]:
     return {f"p{q}": float(v) for q, v in zip((0, 5, 25, 50), np.percentile(d, [0, 5, 25, 50]))}
 
 
-def _space(space: str, fake: np.ndarray, train: np.ndarray, hold: np.ndarray, seed: int,
+def train_subsets(train: "SliceSet | np.ndarray", holdout: "SliceSet | np.ndarray", seed: int,
+                  draws: int = DCR_DRAWS) -> list[np.ndarray]:
+    """The train index sets the DCR share compares against, `draws` seeded draws. With subjects on
+    both sides: all slices of as many train subjects as the holdout has, so a fresh subject, the
+    train subset and the holdout are exchangeable (k whole volumes each; slices of one volume are
+    correlated, a slice-level subset would not be); several draws so that every train subject
+    counts and one unlucky draw does not decide. Otherwise slice-level subsets of the holdout's size."""
+    rng = np.random.default_rng(seed)
+    if isinstance(train, SliceSet) and isinstance(holdout, SliceSet):
+        subjects = train.subjects()
+        k = min(len(holdout.subjects()), len(subjects))
+        return [np.nonzero(np.isin(train.subject, rng.choice(subjects, k, replace=False)))[0] for _ in range(draws)]
+    size = min(len(holdout), len(train))
+    return [np.sort(rng.choice(len(train), size=size, replace=False)) for _ in range(draws)]
+
+
+def _space(space: str, fake: np.ndarray, train: np.ndarray, hold: np.ndarray, subsets: list[np.ndarray], seed: int,
            extra: dict) -> tuple[list[MetricResult], np.ndarray, np.ndarray]:
     d_fake, i_fake = _nearest1(fake, train)
     d_hold, _ = _nearest1(hold, train)
@@ -54,15 +72,16 @@ def _space(space: str, fake: np.ndarray, train: np.ndarray, hold: np.ndarray, se
                 "histogram": dcr_histogram(d_fake, d_hold),
                 "worst": [{"synthetic": int(j), "train": int(i_fake[j]), "distance": float(d_fake[j])} for j in worst]},
     )
-    subset = np.sort(np.random.default_rng(seed).choice(len(train), size=min(len(hold), len(train)), replace=False))
-    d_t, _ = _nearest1(fake, train[subset])
     d_h, _ = _nearest1(fake, hold)
-    closer, ties = float((d_t < d_h).sum()), float((d_t == d_h).sum())
+    d_ts = [_nearest1(fake, train[subset])[0] for subset in subsets]
+    closer = float(np.mean([(d_t < d_h).sum() for d_t in d_ts]))
+    ties = float(np.mean([(d_t == d_h).sum() for d_t in d_ts]))
+    per_draw = [float(((d_t < d_h).sum() + 0.5 * (d_t == d_h).sum()) / n) for d_t in d_ts]
     share = MetricResult(
         f"dcr_share_{space}", (closer + 0.5 * ties) / n, ci=wilson_interval(closer + 0.5 * ties, n),
-        compared="synthetic->train subset vs synthetic->holdout (equal sizes)",
-        detail={**extra, "n_closer_to_train": int(closer), "n_ties": int(ties), "train_subset_size": len(subset),
-                "holdout_size": len(hold), "seed": seed},
+        compared="synthetic->train subset vs synthetic->holdout (equal numbers of subjects)",
+        detail={**extra, "n_closer_to_train": closer, "n_ties": ties, "per_draw": per_draw,
+                "train_subset_sizes": [len(x) for x in subsets], "holdout_size": len(hold), "seed": seed},
     )
     return [memo, share], d_fake, d_hold
 
@@ -72,10 +91,11 @@ def memorisation_metrics(fake: np.ndarray, train: "SliceSet | np.ndarray", holdo
     """memorisation_pixel, dcr_share_pixel, memorisation_feature, dcr_share_feature, exact_copies."""
     fake, train_i, hold_i = as_images(fake, "fake"), as_images(train, "train"), as_images(holdout, "holdout")
     flat = [a.reshape(len(a), -1).astype(np.float64) for a in (fake, train_i, hold_i)]
-    pixel, d_pix, d_pix_hold = _space("pixel", *flat, seed, {"space": "pixels in [-1, 1]", "dim": flat[0].shape[1]})
+    subsets = train_subsets(train, holdout, seed)
+    pixel, d_pix, d_pix_hold = _space("pixel", *flat, subsets, seed, {"space": "pixels in [-1, 1]", "dim": flat[0].shape[1]})
     net = net or feature_net()
     feats = [extract(a, net) for a in (fake, train_i, hold_i)]
-    feature, _, _ = _space("feature", *feats, seed, {"space": "feature network", **net.info()})
+    feature, _, _ = _space("feature", *feats, subsets, seed, {"space": "feature network", **net.info()})
     rms = d_pix / np.sqrt(flat[0].shape[1])
     exact, hold_exact = int((d_pix == 0).sum()), int((d_pix_hold == 0).sum())
     copies = MetricResult(
