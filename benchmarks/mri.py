@@ -1,0 +1,202 @@
+"""Benchmark: every MRI model on the same data and budget (issue 6).
+
+    .venv/bin/python benchmarks/mri.py                          # all models, default budget, seed 0
+    .venv/bin/python benchmarks/mri.py --budget tiny --models dcgan diffusion
+
+Data: the bundled MNI152 pseudo-cohort (12 subjects, 32x32 axial slices), split by subject 70/30
+with the run's seed (synth_pipeline.imaging.pipeline.ingest / split: the same code as mri-release).
+Each model is fitted on the train slices and samples one slice per holdout slice at its position;
+`pipeline.evaluate` gives FID / KID (against the holdout, on the fixed random-weight feature net),
+position-matched SSIM / PSNR, the conditioning error (position regressor trained on real train
+slices), memorisation in pixel and feature space, and the assembled volume's neighbouring-slice
+consistency; the default gates say whether it would publish. Train / sample wall times are measured
+in this process (1 torch thread) and are only comparable within one run.
+
+Two reference rows put the numbers on a scale: `fresh subjects (floor)` are 4 new pseudo-cohort
+subjects (another cohort seed, never in train or holdout) scored like a generator: what an independent
+real sample of the same population gets; and `colin27 (real, external)` is Colin Holmes' scan from Debian's mricron-data, a real head that is NOT derived from the
+MNI template: it must score far better than noise and than weak generators, or the metrics would only
+reward template-likeness.
+
+Writes a Markdown table (--out) after every model, the raw rows (--raw) and a montage (--montage):
+one row of slices per model at 10 fixed positions (unconditional models: their first 10 samples).
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from synth_pipeline.imaging import pipeline  # noqa: E402
+from synth_pipeline.imaging.config import MriConfig  # noqa: E402
+from synth_pipeline.imaging.gates import judge_all  # noqa: E402
+from synth_pipeline.imaging.models.base import make_image_generator  # noqa: E402
+from synth_pipeline.imaging.slices import SliceSet  # noqa: E402
+from synth_pipeline.metrics.base import MetricResult  # noqa: E402
+
+MODELS = ("dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "diffusion", "copy")
+MONTAGE_POSITIONS = np.linspace(0.05, 0.95, 10).astype(np.float32)
+COLS = [("fid", "FID ↓", 3), ("kid", "KID ↓", 4), ("fid_ratio", "FID / noise FID ↓", 3),
+        ("ssim_matched", "SSIM ↑", 3), ("psnr_matched", "PSNR dB ↑", 2), ("conditioning_mae", "cond. MAE ↓", 3),
+        ("memorisation_pixel", "memo px", 3), ("memorisation_feature", "memo feat", 3),
+        ("exact_copies", "exact copies", 3)]
+
+
+class _Reference:
+    """A fixed set of real slices posing as a generator, so reference rows go through evaluate()."""
+
+    conditional = True
+
+    def __init__(self, slices: SliceSet) -> None:
+        self.slices = slices
+
+    def sample(self, positions: np.ndarray, *, seed: int, **_) -> np.ndarray:
+        idx = np.abs(self.slices.position[None, :] - np.asarray(positions)[:, None]).argmin(axis=1)
+        return self.slices.images[idx]
+
+
+def _row(name: str, report: dict, cfg: MriConfig, **extra) -> dict:
+    metrics = [MetricResult.from_dict(m) for m in report["metrics"]]
+    gates = judge_all(metrics, cfg.thresholds)
+    return {"model": name, **{m.name: m.value for m in metrics},
+            "fid_detail": next(m.detail for m in metrics if m.name == "fid_ratio"),
+            "neighbour_consistency": report["volume"]["neighbour_consistency"],
+            "real_neighbour_consistency": report["volume"]["real_neighbour_consistency"],
+            "publishes": all(g.passed for g in gates), "gates_failed": [g.gate for g in gates if not g.passed],
+            **extra}
+
+
+def _colin27(cfg: MriConfig) -> SliceSet | None:
+    from synth_pipeline.imaging.cohort import colin27_path
+    from synth_pipeline.imaging.volumes import extract_slices, load_volume
+
+    path = colin27_path()
+    return extract_slices([load_volume(path)], size=cfg.size) if path else None
+
+
+def _fresh_subjects(cfg: MriConfig, cohort_seed: int) -> SliceSet:
+    import tempfile
+
+    from synth_pipeline.imaging.cohort import write_pseudo_cohort
+    from synth_pipeline.imaging.volumes import extract_slices, load_folder
+
+    with tempfile.TemporaryDirectory() as d:
+        write_pseudo_cohort(Path(d), n_subjects=4, seed=cohort_seed)
+        return extract_slices(load_folder(Path(d)).volumes, size=cfg.size)
+
+
+def run(args) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = MriConfig(budget=args.budget, seed=args.seed, size=args.size, cohort_subjects=args.subjects)
+    slices = pipeline.ingest(cfg, pipeline.cache_dir())
+    train, holdout = pipeline.split(slices, cfg)
+    positions = pipeline.sample_positions(holdout, cfg)
+    rows, montage = [], {"real holdout": _Reference(holdout).sample(MONTAGE_POSITIONS, seed=0)}
+    refs = {"fresh subjects (floor)": _fresh_subjects(cfg, args.seed + 100)}
+    colin = _colin27(cfg)
+    if colin is not None:
+        refs["colin27 (real, external)"] = colin
+    for name, real in refs.items():
+        gen = _Reference(real)
+        fake = pipeline.synthetic_set(gen.sample(positions, seed=0), positions)
+        rows.append(_row(name, pipeline.evaluate(gen, fake, train, holdout, seed=cfg.seed), cfg, reference=True))
+        _write(rows, args)
+    for name in args.models:
+        print(f"[mri-bench] {name} ({args.budget}) ...", file=sys.stderr, flush=True)
+        gen = make_image_generator(name, budget=args.budget, device=args.device)
+        t0 = time.perf_counter()
+        gen.fit(train, seed=cfg.seed)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        images = gen.sample(positions, seed=cfg.seed + 1)
+        sample_s = time.perf_counter() - t0
+        fake = pipeline.synthetic_set(images, positions)
+        report = pipeline.evaluate(gen, fake, train, holdout, seed=cfg.seed)
+        rows.append(_row(name, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
+                         conditional=bool(gen.conditional)))
+        montage[name] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
+        _write(rows, args)
+        _montage(montage, Path(args.montage))
+    return rows
+
+
+def _fmt(v, digits: int) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _write(rows: list[dict], args) -> None:
+    if args.raw:
+        Path(args.raw).write_text(json.dumps(rows, indent=1, default=float))
+    head = ["model", *[c[1] for c in COLS], "slice consistency (real)", "fit s", "sample s", "publishes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], *[_fmt(r.get(k), d) for k, _, d in COLS],
+                 f"{_fmt(r['neighbour_consistency'], 3)} ({_fmt(r['real_neighbour_consistency'], 3)})",
+                 _fmt(r.get("fit_s"), 1), _fmt(r.get("sample_s"), 2),
+                 "—" if r.get("reference") else ("yes" if r["publishes"] else "no: " + ", ".join(r["gates_failed"]))]
+        lines.append("| " + " | ".join(cells) + " |")
+    d = rows[0]["fid_detail"]
+    text = (f"# MRI benchmark (issue 6)\n\n{args.note}\n\nProduced by `benchmarks/mri.py --budget {args.budget} "
+            f"--seed {args.seed}` on {platform.machine()} ({os.cpu_count()} CPU cores, device {args.device}, "
+            f"1 torch thread), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. {args.subjects} pseudo-cohort "
+            f"subjects, {args.size}x{args.size} slices. Noise-reference FID {d['noise_fid']:.3f}; real "
+            f"train-vs-holdout FID {d['real_train_vs_holdout_fid']:.3f}.\n\n" + "\n".join(lines) + "\n\n"
+            "Columns: see docs/mri_metrics.md. FID/KID use a fixed random-weight Inception-style network (no "
+            "pretrained Inception weights ship in any installable package), so they rank models within this "
+            "table and are not comparable with published FIDs. `cond. MAE` is the position regressor's error "
+            "on generated slices against the requested position (unconditional models cannot follow it). "
+            "`slice consistency` is the mean SSIM of neighbouring slices of one assembled synthetic volume "
+            "(real volumes in brackets). `publishes` = both default MRI gates pass.\n\n"
+            f"![montage]({Path(args.montage).name})\n")
+    Path(args.out).write_text(text)
+
+
+def _montage(rows: dict[str, np.ndarray], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 10, figsize=(10 * 0.9, len(rows) * 0.95), squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(10):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(images[c, 0], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        axes[r, 0].text(-0.1, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+    fig.subplots_adjust(left=0.16, right=0.99, top=0.99, bottom=0.01, wspace=0.04, hspace=0.06)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--budget", choices=("tiny", "default", "full"), default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--subjects", type=int, default=12)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
+    p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
+    p.add_argument("--raw", default=None)
+    p.add_argument("--note", default="")
+    run(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()
