@@ -2,7 +2,7 @@
 
 Checks the output contract and NaN pattern, determinism, class-conditional sampling, that the
 guidance scale acts, the pickle-free save/load round trip, resume after an interruption, early
-stopping, the progress bar, the size-aware training schedule and the exact-copy filter. Quality is benchmarked elsewhere (full tables, default settings).
+stopping, the progress bar and the exact-copy filter. Quality is benchmarked elsewhere (full tables, default settings).
 """
 
 import json
@@ -14,7 +14,7 @@ import torch
 
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators import load_generator, make_generator
-from synth_pipeline.generators.diffusion import T_TRAIN, Schedule, cosine_alpha_bar, row_digests, training_schedule
+from synth_pipeline.generators.diffusion import T_TRAIN, cosine_alpha_bar, row_digests
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.schema import Schema, conform
 
@@ -161,20 +161,6 @@ def test_without_a_target_the_model_is_unconditional(data):
     assert list(out.columns) == schema.names and set(out[schema.target]) <= {"alive", "dead"}
     with pytest.raises(GeneratorError, match="categorical target"):
         gen.sample(N, seed=1, conditions=pd.DataFrame({schema.target: ["dead"]}))
-
-
-def test_training_schedule_counts_steps_not_epochs():
-    # GBSG2's 432 training rows: batch 64 (6 steps an epoch), patience 1000 steps, 20000 steps at most
-    assert training_schedule(432, 48, batch_size=None, epochs=None, patience=None) == Schedule(64, 3334, 167, 86)
-    # FLCHAIN's 4960 rows keep the old defaults: batch 256, ~50 epochs of patience, ~1000 epochs
-    assert training_schedule(4960, 551, batch_size=None, epochs=None, patience=None) == Schedule(256, 1053, 53, 8)
-    assert training_schedule(100_000, 0, batch_size=None, epochs=None, patience=None).batch_size == 256
-    assert training_schedule(50, 5, batch_size=None, epochs=None, patience=None).batch_size == 32
-    assert training_schedule(432, 48, batch_size=128, epochs=7, patience=2) == Schedule(128, 7, 2, 86)
-
-
-def test_fit_records_its_schedule(fitted):
-    assert fitted.training["schedule"] == {"batch_size": 128, "epochs": 4, "patience": 100, "val_draws": 41}
 
 
 def test_row_digests_are_equal_exactly_for_equal_rows(data):

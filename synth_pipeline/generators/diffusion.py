@@ -61,7 +61,6 @@ import copy
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +79,6 @@ from synth_pipeline.schema import Schema, conform
 
 T_TRAIN = 1000
 MAX_REDRAWS = 8  # rounds; round r draws 2^r candidates per rejected row
-# size-aware training schedule (see `training_schedule`)
-MIN_BATCHES, MIN_BATCH, MAX_BATCH = 8, 32, 256
-MAX_STEPS, PATIENCE_STEPS, VAL_EVALS = 20_000, 1_000, 4_096
 
 
 # ---- noise schedules -------------------------------------------------------------------------------
@@ -231,37 +227,6 @@ class _EMA(nn.Module):
             be.copy_(bm)
 
 
-# ---- size-aware training schedule ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Schedule:
-    """Batch size, epoch budget, patience (epochs) and validation noise draws for one fit."""
-
-    batch_size: int
-    epochs: int
-    patience: int
-    val_draws: int
-
-
-def training_schedule(n_train: int, n_val: int, *, batch_size: int | None, epochs: int | None,
-                      patience: int | None) -> Schedule:
-    """Explicit values are kept; None is derived from the table size so that the budget is counted
-    in optimizer steps, not epochs. With a fixed batch of 256, a 430-row table got one step per
-    epoch (the partial batch dropped), so 50 epochs of patience were 50 steps and the EMA weights
-    (decay 0.999, ~1000 steps) were still mostly the warm-up average when training stopped. Now:
-    batch = the power of two nearest n_train / MIN_BATCHES within [MIN_BATCH, MAX_BATCH] (at least
-    ~8 steps an epoch), epochs = MAX_STEPS steps, patience = PATIENCE_STEPS steps (FLCHAIN keeps
-    batch 256, ~53 epochs of patience, ~1000 epochs), and the validation loss averages over at
-    least VAL_EVALS (row, timestep, noise) draws, so a 48-row validation set is not a noisy judge."""
-    if batch_size is None:
-        nearest = 2 ** round(math.log2(max(1.0, n_train / MIN_BATCHES)))
-        batch_size = int(min(MAX_BATCH, max(MIN_BATCH, nearest)))
-    steps = max(1, n_train // max(1, min(batch_size, n_train)))
-    return Schedule(batch_size=int(batch_size),
-                    epochs=int(epochs) if epochs is not None else math.ceil(MAX_STEPS / steps),
-                    patience=int(patience) if patience is not None else math.ceil(PATIENCE_STEPS / steps),
-                    val_draws=max(4, math.ceil(VAL_EVALS / n_val)) if n_val else 0)
-
-
 # ---- exact-copy filter -----------------------------------------------------------------------------
 def row_digests(table: pd.DataFrame, schema: Schema, key: bytes) -> list[str]:
     """One keyed 64-bit BLAKE2b digest (hex) per row of the conformed `table` over every schema
@@ -295,9 +260,9 @@ class DiffusionGenerator(BaseGenerator):
     CONFIG_FILE = "diffusion.json"
     NOT_IN_CONFIG = ("sample_steps", "guidance_scale", "eta", "epochs", "checkpoint_dir", "reject_copies")
 
-    def __init__(self, epochs: int | None = None, batch_size: int | None = None, lr: float = 2e-3, hidden: int = 128,
+    def __init__(self, epochs: int = 1000, batch_size: int = 256, lr: float = 2e-3, hidden: int = 128,
                  n_layers: int = 3, dropout: float = 0.0, sample_steps: int = 100, guidance_scale: float = 1.0,
-                 eta: float = 1.0, cond_dropout: float = 0.1, patience: int | None = None, val_fraction: float = 0.1,
+                 eta: float = 1.0, cond_dropout: float = 0.1, patience: int = 50, val_fraction: float = 0.1,
                  ema_decay: float = 0.999, reject_copies: bool = True, checkpoint_dir: str | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, n_layers=n_layers,
                          dropout=dropout, sample_steps=sample_steps, guidance_scale=guidance_scale, eta=eta,
@@ -357,10 +322,6 @@ class DiffusionGenerator(BaseGenerator):
         ab = cosine_alpha_bar().to(self.device)
         opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=1e-4)
         null = len(self.classes)
-        val_fraction = p["val_fraction"] if len(table) >= 20 else 0.0
-        n_val = min(int(round(len(table) * val_fraction)), len(table) - 1)
-        sched = training_schedule(len(table) - n_val, n_val, batch_size=p["batch_size"], epochs=p["epochs"],
-                                  patience=p["patience"])
 
         def step(xb, kb, cb):
             drop = torch.rand(len(cb)).to(cb.device) < p["cond_dropout"]
@@ -373,19 +334,17 @@ class DiffusionGenerator(BaseGenerator):
 
         def val_loss(xv, kv, cv):  # of the averaged weights, which are the ones sampled from
             gen = torch.Generator().manual_seed(seed + 1)  # the same draws every epoch
-            return float(np.mean([float(diffusion_loss(ema.model, ab, xv, kv, cv, gen))
-                                  for _ in range(sched.val_draws)]))
+            return float(np.mean([float(diffusion_loss(ema.model, ab, xv, kv, cv, gen)) for _ in range(4)]))
 
         result = train(
             {"denoiser": model, "ema": ema}, {"adamw": opt}, step, (x, tok, c),
-            epochs=sched.epochs, batch_size=sched.batch_size, seed=seed, val_loss=val_loss,
-            val_fraction=val_fraction, patience=sched.patience,
+            epochs=p["epochs"], batch_size=p["batch_size"], seed=seed, val_loss=val_loss,
+            val_fraction=p["val_fraction"] if len(table) >= 20 else 0.0, patience=p["patience"],
             device=self.device, checkpoint_dir=p["checkpoint_dir"], resume=p["checkpoint_dir"] is not None,
             config=self._config(len(table), seed), desc="diffusion",
         )
         self.model = ema.model.eval()
-        self.training = {"schedule": asdict(sched), "epochs_run": result.epochs_run,
-                         "best_epoch": result.best_epoch,
+        self.training = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                          "best_val": result.best_val, "stopped_early": result.stopped_early}
 
     # -- sample ------------------------------------------------------------------------------------
