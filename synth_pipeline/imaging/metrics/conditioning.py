@@ -63,8 +63,8 @@ class PositionRegressor:
                                    for lo in range(0, len(x), 512)])
 
 
-def fit_position_regressor(train_set: SliceSet, *, kind: str = "cnn", seed: int = 0, epochs: int = 40,
-                           batch_size: int = 64, patience: int = 6) -> PositionRegressor:
+def fit_position_regressor(train_set: SliceSet, *, kind: str = "cnn", seed: int = 0, epochs: int = 60,
+                           batch_size: int = 64, patience: int = 12) -> PositionRegressor:
     """Fit on real train slices (seeded: the same seed gives the same model)."""
     if kind not in REGRESSORS:
         raise BadInput(f"conditioning: unknown regressor '{kind}'; choose one of: {', '.join(REGRESSORS)}")
