@@ -2,7 +2,7 @@
 
 Checks the output contract and NaN pattern, determinism, class-conditional sampling, that the
 guidance scale acts, the pickle-free save/load round trip, resume after an interruption, early
-stopping, the progress bar and the exact-copy filter. Quality is benchmarked elsewhere (full tables, default settings).
+stopping, the progress bar, the small-table dropout default and the exact-copy filter. Quality is benchmarked elsewhere (full tables, default settings).
 """
 
 import json
@@ -14,7 +14,7 @@ import torch
 
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators import load_generator, make_generator
-from synth_pipeline.generators.diffusion import T_TRAIN, cosine_alpha_bar, row_digests
+from synth_pipeline.generators.diffusion import T_TRAIN, cosine_alpha_bar, default_dropout, row_digests
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.schema import Schema, conform
 
@@ -222,3 +222,14 @@ def test_saved_state_holds_row_digests_not_rows(fitted, data, tmp_path):
     assert cfg["train_digests"] == row_digests(train, schema, bytes.fromhex(cfg["digest_key"]))
     loaded = load_generator(tmp_path)
     assert loaded.train_digests == fitted.train_digests and loaded.params["reject_copies"]
+
+
+def test_small_tables_get_dropout_by_default(data, tmp_path):
+    train, schema = data
+    assert default_dropout(480) == 0.1 and default_dropout(999) == 0.1 and default_dropout(1000) == 0.0
+    small = _fit((train.head(500), schema))
+    assert small.dropout == 0.1 and small.model.blocks[0].drop.p == 0.1
+    assert _fit((train.head(500), schema), dropout=0.0).dropout == 0.0  # an explicit value wins
+    small.save(tmp_path)
+    assert json.loads((tmp_path / "diffusion.json").read_text())["dropout"] == 0.1
+    assert load_generator(tmp_path).dropout == 0.1

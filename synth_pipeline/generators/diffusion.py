@@ -78,6 +78,7 @@ from synth_pipeline.generators.base import BaseGenerator, register
 from synth_pipeline.schema import Schema, conform
 
 T_TRAIN = 1000
+SMALL_TABLE_ROWS, SMALL_TABLE_DROPOUT = 1000, 0.1
 MAX_REDRAWS = 8  # rounds; round r draws 2^r candidates per rejected row
 
 
@@ -227,6 +228,16 @@ class _EMA(nn.Module):
             be.copy_(bm)
 
 
+def default_dropout(n_rows: int) -> float:
+    """Dropout in the denoiser's residual blocks when `dropout` is None: SMALL_TABLE_DROPOUT below
+    SMALL_TABLE_ROWS training rows, else none. The ~100k-weight denoiser memorises a few hundred rows:
+    on GBSG2 (480 rows, split seeds 10 and 11, not the benchmark's) dropout 0.1 lowered the DCR
+    share from 0.506 / 0.527 to 0.488 / 0.502 and moved TSTR/TRTR from 0.984 / 0.973 to 1.000 / 0.981
+    at equal shape / trend errors; on ACTG175 (1497 rows) it changed DCR share by < 0.01 and raised
+    shape error by 0.2 points, so larger tables train without it."""
+    return SMALL_TABLE_DROPOUT if n_rows < SMALL_TABLE_ROWS else 0.0
+
+
 # ---- exact-copy filter -----------------------------------------------------------------------------
 def row_digests(table: pd.DataFrame, schema: Schema, key: bytes) -> list[str]:
     """One keyed 64-bit BLAKE2b digest (hex) per row of the conformed `table` over every schema
@@ -261,7 +272,7 @@ class DiffusionGenerator(BaseGenerator):
     NOT_IN_CONFIG = ("sample_steps", "guidance_scale", "eta", "epochs", "checkpoint_dir", "reject_copies")
 
     def __init__(self, epochs: int = 1000, batch_size: int = 256, lr: float = 2e-3, hidden: int = 128,
-                 n_layers: int = 3, dropout: float = 0.0, sample_steps: int = 100, guidance_scale: float = 1.0,
+                 n_layers: int = 3, dropout: float | None = None, sample_steps: int = 100, guidance_scale: float = 1.0,
                  eta: float = 1.0, cond_dropout: float = 0.1, patience: int = 50, val_fraction: float = 0.1,
                  ema_decay: float = 0.999, reject_copies: bool = True, checkpoint_dir: str | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, n_layers=n_layers,
@@ -283,7 +294,7 @@ class DiffusionGenerator(BaseGenerator):
     def _build(self) -> Denoiser:
         p = self.params
         num, cat = _tokens_layout(self.encoder)
-        return Denoiser(len(num), [e - s for s, e in cat], len(self.classes), p["hidden"], p["n_layers"], p["dropout"])
+        return Denoiser(len(num), [e - s for s, e in cat], len(self.classes), p["hidden"], p["n_layers"], self.dropout)
 
     def _encode(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         m = self.encoder.transform(table)
@@ -309,6 +320,7 @@ class DiffusionGenerator(BaseGenerator):
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
         p = self.params
         self.encoder = TableEncoder(numeric="quantile", seed=seed).fit(table, self.schema, self._columns())
+        self.dropout = default_dropout(len(table)) if p["dropout"] is None else float(p["dropout"])
         self.digest_key = hashlib.blake2b(f"diffusion-copy-filter/{seed}".encode(), digest_size=16).hexdigest()
         self.train_digests = row_digests(table, self.schema, bytes.fromhex(self.digest_key))
         x, tok = self._encode(table)
@@ -412,7 +424,8 @@ class DiffusionGenerator(BaseGenerator):
         save_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model})
         write_json(path / self.CONFIG_FILE, {"encoder": self.encoder.to_json(), "class_freq": self.class_freq,
                                              "training": self.training, "t_train": T_TRAIN,
-                                             "digest_key": self.digest_key, "train_digests": self.train_digests})
+                                             "digest_key": self.digest_key, "train_digests": self.train_digests,
+                                             "dropout": self.dropout})
         return [self.WEIGHTS_FILE, self.CONFIG_FILE]
 
     def _load_state(self, path: Path) -> None:
@@ -420,6 +433,7 @@ class DiffusionGenerator(BaseGenerator):
         self.encoder = TableEncoder.from_json(cfg["encoder"])
         self.class_freq, self.training = cfg["class_freq"], cfg["training"]
         self.digest_key, self.train_digests = cfg.get("digest_key", ""), cfg.get("train_digests", [])
+        self.dropout = float(cfg.get("dropout", 0.0))  # inactive in eval mode; kept for the record
         self.device = pick_device()
         self.model = self._build()
         load_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model}, device="cpu")
