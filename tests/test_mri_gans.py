@@ -9,7 +9,8 @@ import torch
 
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.imaging.models._gan_nets import grad_sq_norm, r3gan_d_loss, wgan_gp_d_loss
-from synth_pipeline.imaging.models.base import available_image_generators, load_image_generator, make_image_generator
+from synth_pipeline.imaging.models.base import (available_image_generators, load_image_generator,
+                                                 make_image_generator)
 from synth_pipeline.imaging.slices import SliceSet
 
 GANS = ("dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional")

@@ -68,23 +68,25 @@ def _norm(kind: str, ch: int) -> nn.Module:
 
 def up_block(cin: int, cout: int, norm: str) -> nn.Sequential:
     """x2 upsampling: 4x4 stride-2 transposed conv -> norm -> ReLU (DCGAN)."""
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm == "none"), _norm(norm, cout), nn.ReLU())
+    conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm == "none")
+    return nn.Sequential(conv, _norm(norm, cout), nn.ReLU())
 
 
 def down_block(cin: int, cout: int, norm: str) -> nn.Sequential:
     """/2 downsampling: 4x4 stride-2 conv -> norm -> LeakyReLU(0.2) (DCGAN)."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none"), _norm(norm, cout), nn.LeakyReLU(0.2))
+    conv = nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none")
+    return nn.Sequential(conv, _norm(norm, cout), nn.LeakyReLU(0.2))
 
 
 class Generator(nn.Module):
     """z (and position) -> linear to 4x4 -> up blocks -> 3x3 conv -> tanh, (n, channels, size, size)."""
 
-    def __init__(self, size: int, channels: int, width: int, z_dim: int, norm: str, pos_dim: int = 0) -> None:
+    def __init__(self, size: int, channels: int, width: int, z_dim: int, norm: str,
+                 pos_dim: int = 0) -> None:
         super().__init__()
         chans = level_channels(size, width)
-        self.z_dim = z_dim
         self.embed = PositionEmbedding(pos_dim) if pos_dim else None
-        self.stem = nn.Sequential(nn.Linear(z_dim + pos_dim, chans[0] * 16))
+        self.stem = nn.Linear(z_dim + pos_dim, chans[0] * 16)
         self.stem_act = nn.Sequential(_norm(norm, chans[0]), nn.ReLU())
         self.body = nn.Sequential(*(up_block(a, b, norm) for a, b in zip(chans, chans[1:])))
         self.head = nn.Conv2d(chans[-1], channels, 3, 1, 1)
@@ -153,7 +155,8 @@ def bce_g_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.
     return F.binary_cross_entropy_with_logits(df, torch.ones_like(df))
 
 
-def wgan_gp_d_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, lam: float = 10.0) -> tuple[torch.Tensor, dict]:
+def wgan_gp_d_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
+                   lam: float = 10.0) -> tuple[torch.Tensor, dict]:
     """WGAN-GP critic loss E[D(fake)] - E[D(real)] + lam E[(||grad D(x_hat)|| - 1)^2] on random
     interpolates x_hat (Gulrajani et al. 2017)."""
     eps = torch.rand(len(real), *([1] * (real.ndim - 1)), device=real.device, dtype=real.dtype)
@@ -167,7 +170,8 @@ def wgan_g_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch
     return -critic(fake).mean()
 
 
-def r3gan_d_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor, gamma: float) -> tuple[torch.Tensor, dict]:
+def r3gan_d_loss(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
+                 gamma: float) -> tuple[torch.Tensor, dict]:
     """R3GAN discriminator loss (Huang et al. 2024): relativistic pairing E[softplus(-(D(x_r) - D(x_f)))]
     plus R1 + R2, gamma/2 E||grad D||^2 on the real and on the fake samples. Without the penalties the
     relativistic loss alone does not converge locally; with both it does (their Section 2)."""
