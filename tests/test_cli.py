@@ -95,8 +95,11 @@ def test_evaluate_json_on_existing_tables(tmp_path):
 
 def test_generators_lists_every_name(tmp_path):
     proc = run("generators", cwd=tmp_path)
-    names = {line.split()[0] for line in proc.stdout.splitlines()}
-    assert {"gaussian_copula", "ctgan", "tvae", "smote", "copy", "perturbed_copy"} <= names
+    tabular, mri = proc.stdout.split("\n\nMRI models")
+    names = {line.split()[0] for line in tabular.splitlines()}
+    assert {"gaussian_copula", "ctgan", "tvae", "smote", "copy", "perturbed_copy", "cwgan_gp", "diffusion"} <= names
+    mri_names = {line.split()[0] for line in mri.splitlines()[1:]}
+    assert mri_names == {"dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "diffusion", "copy"}
 
 
 def test_reproduce_a_release_exactly_and_name_a_changed_input(tmp_path, flchain_csv):

@@ -35,9 +35,15 @@ def test_definitions_load_with_the_contract_names():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {"raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator",
-                    "synthetic_candidate", "fidelity_report", "utility_report", "privacy_report", "release"}
+                    "synthetic_candidate", "fidelity_report", "utility_report", "privacy_report", "release",
+                    "mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator",
+                    "mri_synthetic_slices", "mri_image_metrics", "mri_release"}
     checks = {c.name for c in repo.asset_graph.asset_check_keys}
-    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate"}
+    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "mri_memorisation_gate", "mri_fidelity_gate"}
+    groups = {k.to_user_string(): repo.asset_graph.get(k).group_name for k in repo.asset_graph.get_all_asset_keys()}
+    assert {k for k, g in groups.items() if g == "mri"} == {k for k in keys if k.startswith("mri_")}
+    job = defs.resolve_job_def("release_job")
+    assert not any(n.startswith("mri") for n in job.graph.node_dict)
     assert defs.get_schedule_def("nightly_release").default_status == dg.DefaultScheduleStatus.STOPPED
 
 
