@@ -128,7 +128,23 @@ def run(args) -> list[dict]:
         montage[name] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
         _write(rows, args)
         _montage(montage, Path(args.montage))
+        if args.raw:
+            np.savez(Path(args.raw).with_suffix(".npz"), **montage)
     return rows
+
+
+def from_raw(args) -> None:
+    """One report from several runs' --raw files (reference rows taken once, from the first)."""
+    rows, montage = [], {}
+    for raw in args.from_raw:
+        for r in json.loads(Path(raw).read_text()):
+            if not any(x["model"] == r["model"] for x in rows):
+                rows.append(r)
+        with np.load(Path(raw).with_suffix(".npz")) as z:
+            montage.update({k: z[k] for k in z.files if k not in montage})
+    args.raw = None
+    _write(rows, args)
+    _montage(montage, Path(args.montage))
 
 
 def _fmt(v, digits: int) -> str:
@@ -195,7 +211,9 @@ def main() -> None:
     p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
     p.add_argument("--raw", default=None)
     p.add_argument("--note", default="")
-    run(p.parse_args())
+    p.add_argument("--from-raw", nargs="+", default=None, help="render one report from these --raw files")
+    args = p.parse_args()
+    from_raw(args) if args.from_raw else run(args)
 
 
 if __name__ == "__main__":
