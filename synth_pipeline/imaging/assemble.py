@@ -6,6 +6,12 @@ so the only thing that differs between two slices of one volume sampled with the
 their position. Neighbouring positions then map to neighbouring images instead of unrelated
 "subjects" (independent noise would give every slice its own anatomy). `neighbour_consistency`
 measures it; compare the number with the same statistic of real volumes.
+
+Measured (default-budget diffusion, synthetic head-like volumes, 32 slices of 32x32, 4 seeds): shared
+noise 0.918 +- 0.015, independent noise 0.183 +- 0.016, the real volumes 0.821 +- 0.027. Shared noise
+overshoots the real number: that undertrained model changes the slice too little along the volume
+(brain area 0.36-0.57 of the slice vs 0.03-0.31 in the real volumes), so part of the coherence is
+sameness, not anatomy.
 """
 
 from pathlib import Path

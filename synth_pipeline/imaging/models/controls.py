@@ -37,6 +37,7 @@ class CopyControl(ImageGenerator):
     conditional = True
 
     def __init__(self, budget: str = "default", device: str = "cpu", n_slices: int = 0) -> None:
+        """`n_slices` is set by fit (it sizes the buffers, so that load can rebuild them)."""
         super().__init__(budget=budget, device=device, n_slices=n_slices)
 
     def _build(self, size: int) -> dict[str, Any]:
