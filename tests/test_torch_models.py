@@ -175,6 +175,35 @@ def test_cwgan_gp_bad_numeric_option_is_refused():
 
     with pytest.raises(BadInput, match="bad parameters"):
         make_generator("cwgan_gp", numeric="spline")
+    with pytest.raises(BadInput, match="bad parameters"):
+        make_generator("cwgan_gp", selection="critic")
+
+
+@pytest.mark.parametrize("selection", ["auroc", "brier"])
+def test_selection_score_prefers_rows_that_carry_the_class(selection, data):
+    """Known answer: real rows scored against other real rows beat the same rows with their classes
+    shuffled (no class signal), which beat noise rows (wrong marginals too)."""
+    from synth_pipeline.generators.gan import selection_score
+
+    rows, schema = data
+    enc = TableEncoder("gmm", seed=0).fit(rows, schema, columns=[c for c in schema.names if c != schema.target])
+    x = torch.as_tensor(enc.transform(rows))
+    y = torch.nn.functional.one_hot(torch.as_tensor((rows[schema.target] == "dead").to_numpy(np.int64)), 2).float()
+    fake, real, cf, cr = x[:600], x[600:], y[:600], y[600:]
+    shuffled = cf[torch.randperm(len(cf), generator=torch.Generator().manual_seed(0))]
+    noise = torch.rand(fake.shape, generator=torch.Generator().manual_seed(1))
+    good = selection_score(selection, fake, cf, real, cr)
+    no_signal = selection_score(selection, fake, shuffled, real, cr)
+    assert good < no_signal < selection_score(selection, noise, cf, real, cr)
+
+
+def test_cwgan_gp_selection_is_recorded_and_changes_the_kept_epoch(data):
+    auroc, brier = _fit(data, epochs=4), _fit(data, epochs=4, selection="brier")
+    assert auroc.params["selection"] == "auroc" and brier.params["selection"] == "brier"
+    assert len(auroc.training["history"]) == len(brier.training["history"]) == 4
+    # the same training run (selection does not touch the optimisation), scored two ways
+    assert [h["w"] for h in auroc.training["history"]] == [h["w"] for h in brier.training["history"]]
+    assert [h["val"] for h in auroc.training["history"]] != [h["val"] for h in brier.training["history"]]
 
 
 # ---- train() on a toy model ----------------------------------------------------------------------
