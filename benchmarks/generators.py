@@ -18,7 +18,15 @@ and samples len(train) rows (seed). Measured:
   dcr_gate ("dcr_share"), linkability_gate ("linkability"), tstr_gate ("tstr_ratio" = best
   TSTR AUROC / best TRTR AUROC); "publishes" = all three default gates pass;
 * fidelity_metrics(train, synthetic, schema, seed): shape error = 1 - column_shapes, trend
-  error = 1 - column_pair_trends, C2ST AUROC.
+  error = 1 - column_pair_trends, C2ST AUROC;
+* for the diffusion model, `rejected_copies`: sampled rows equal to a training row that its
+  exact-copy filter redrew.
+
+Once per (table, seed) the real holdout itself is scored like a synthetic table (shape / trend
+error, C2ST against train): the sampling floor, what an independent real sample of the population
+reaches. Its errors are those of a 30% sample against the 70% train; for a synthetic table of
+len(train) rows they scale by sqrt(2/n_train) / sqrt(1/n_train + 1/n_holdout) (the standard error
+of a two-sample statistic), which the report shows as "floor at n_train".
 
 A (table, seed, generator) that raises gets a row saying so; the run goes on. The Markdown report
 (--out) is rewritten after every run, so a partial run leaves its results; the raw rows go to a
@@ -111,10 +119,35 @@ def run_one(table: str, lt, seed: int, gen_name: str, budget: str) -> dict:
         row["shape_err"] = None if fm.get("column_shapes") is None else 1 - fm["column_shapes"]
         row["trend_err"] = None if fm.get("column_pair_trends") is None else 1 - fm["column_pair_trends"]
         row["c2st"] = fm.get("c2st")
+        if hasattr(gen, "rejected_copies"):
+            row["rejected_copies"] = int(gen.rejected_copies)
     except Exception as e:  # noqa: BLE001 - one failure must not stop the benchmark
         row["error"] = f"{type(e).__name__}: {e}"
         row["traceback"] = traceback.format_exc(limit=4)
     return row
+
+
+REFERENCE = "real holdout"
+
+
+def real_reference(table: str, lt, seed: int) -> dict:
+    """The real holdout scored as if it were a synthetic table: the fidelity floor (see the docstring)."""
+    from synth_pipeline.metrics.fidelity import fidelity_metrics
+
+    real = preprocess.model_table(lt.raw, lt.schema)
+    s = preprocess.split(real, lt.schema, holdout_fraction=0.3, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fm = {m.name: m.value for m in fidelity_metrics(s.train, s.holdout.reset_index(drop=True), lt.schema, seed=seed)}
+    n, m = len(s.train), len(s.holdout)
+    scale = math.sqrt(2 / n) / math.sqrt(1 / n + 1 / m)
+    return {"table": table, "seed": seed, "generator": REFERENCE, "error": None, "n_train": n, "n_holdout": m,
+            "shape_err": 1 - fm["column_shapes"], "trend_err": 1 - fm["column_pair_trends"], "c2st": fm["c2st"],
+            "shape_floor": (1 - fm["column_shapes"]) * scale, "trend_floor": (1 - fm["column_pair_trends"]) * scale}
+
+
+def _reference_rows(rows, table):
+    return [r for r in rows if r["table"] == table and r["generator"] == REFERENCE]
 
 
 def _agg(vals):
@@ -151,8 +184,13 @@ def targets(rows, tables) -> list[str]:
                                 ("c2st", 0.60, "C2ST AUROC ≤ 0.60", 3), ("dcr_share", 0.53, "DCR share ≤ 0.53", 3)):
         vals = {t: mean(t, "diffusion", key) for t in ts}
         good = all(v is not None and v <= lim for v in vals.values())
+        floor = ""
+        if key in ("shape_err", "trend_err"):
+            fl = {t: _agg([r.get(key.replace("_err", "_floor")) for r in _reference_rows(rows, t)])[0] for t in ts}
+            if all(v is not None for v in fl.values()):
+                floor = " (real-data floor at n_train: " + ", ".join(f"{t} {v:.{nd}f}" for t, v in fl.items()) + ")"
         out.append(f"- {label}: " + ", ".join(f"{t} {v:.{nd}f}" if v is not None else f"{t} —" for t, v in vals.items())
-                   + f" — {ok(good)}")
+                   + f" — {ok(good)}{floor}")
     for rival in ("ctgan", "tvae"):
         parts, good = [], True
         for t in ts:
@@ -202,6 +240,17 @@ def write_md(path: Path, rows, args, started, done: bool):
             note = f" ({len(errs)} seed(s) failed: {errs[0]['error'][:80]})" if errs else ""
             L.append(f"| {g} | {','.join(str(r['seed']) for r in ok)} | " + " | ".join(cells) + f" | {'yes' if pub == len(ok) else ('no' if pub == 0 else f'{pub}/{len(ok)}')} | "
                      + (", ".join(x.replace('_gate', '') for x in failed) or "—") + note.replace("|", "/") + " |")
+        ref = _reference_rows(rows, t)
+        if ref:
+            L += ["", f"Reference, {REFERENCE} vs train (seeds {','.join(str(r['seed']) for r in ref)}; "
+                  f"{ref[0]['n_holdout']} vs {ref[0]['n_train']} rows): shape err {_fmt([r['shape_err'] for r in ref], 4)}, "
+                  f"trend err {_fmt([r['trend_err'] for r in ref], 4)}, C2ST {_fmt([r['c2st'] for r in ref], 3)}; "
+                  f"floor at n_train (an independent real sample of {ref[0]['n_train']} rows): shape err "
+                  f"{_fmt([r['shape_floor'] for r in ref], 4)}, trend err {_fmt([r['trend_floor'] for r in ref], 4)}."]
+        copies = [r["rejected_copies"] for r in rows if r["table"] == t and r.get("rejected_copies") is not None]
+        if copies:
+            L += ["", f"Diffusion exact-copy filter: {sum(copies)} sampled row(s) equal to a training row redrawn "
+                  f"over {len(copies)} run(s) (per run: {', '.join(map(str, copies))})."]
         L.append("")
     L += ["## Diffusion targets check", ""] + targets(rows, tables) + [""]
     L += ["![TSTR ratio vs DCR share](generators.png)", ""]
@@ -243,6 +292,8 @@ def main() -> int:
     p.add_argument("--budget", choices=("quick", "full"), default="full")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "GENERATORS.md"))
     p.add_argument("--note", default="", help="a paragraph put under the report's heading (how it was run)")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="score the real holdout against train once per (table, seed): the fidelity floor")
     p.add_argument("--raw", default=None, help="also write the raw rows as JSON here")
     p.add_argument("--from-raw", nargs="+", default=None,
                    help="do not run: render --out and its .png from these JSON files (e.g. parallel runs)")
@@ -256,6 +307,8 @@ def main() -> int:
     if a.from_raw:
         for f in a.from_raw:
             rows += json.loads(Path(f).read_text())
+        # one row per (table, seed, generator): a later file wins (a re-run, or a reference row per file)
+        rows = list({(r["table"], r["seed"], r["generator"]): r for r in rows}.values())
         write_md(out, rows, a, started + " (rendered from " + ", ".join(Path(f).name for f in a.from_raw) + ")",
                  done=True)
         plot(png, rows, a.tables)
@@ -264,6 +317,9 @@ def main() -> int:
     loaded = {t: load_dataset(t) for t in a.tables}
     # seeds, then generators, then tables: a run stopped early still has each generator on every table
     for seed in a.seeds:
+        if a.reference:
+            for t in a.tables:
+                rows.append(real_reference(t, loaded[t], seed))
         for g in a.generators:
             for t in a.tables:
                 lt = loaded[t]
