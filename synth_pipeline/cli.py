@@ -211,6 +211,10 @@ def cmd_mri_release(args) -> int:
     print(f"synth-pipeline: MRI release of {cfg.data} with {cfg.model} ({cfg.budget} budget, seed {cfg.seed}) "
           f"into {args.out}", file=sys.stderr)
     outcome = run_mri_release(cfg, Path(args.out), verbose=args.verbose)
+    manifest = Path(outcome.path or "") / "manifest.json"
+    if outcome.status == "published" and manifest.is_file():
+        for s in json.loads(manifest.read_text())["input"]["skipped"]:
+            print(f"skipped {s['file']}: {s['reason']}", file=sys.stderr)
     print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
     return outcome.exit_code
 

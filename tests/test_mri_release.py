@@ -84,7 +84,9 @@ def test_a_model_publishes_an_auditable_reproducible_release(folder, tmp_path, c
     (a / "positions.csv").chmod(0o644)
     (a / "positions.csv").write_text("slice,position\n")
     assert not audit(a).ok
-    assert '"accuracy": 1.0' in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert '"accuracy": 1.0' in captured.out
+    assert any(line.startswith("skipped ") and "broken.nii.gz" in line for line in captured.err.splitlines())
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
