@@ -14,22 +14,22 @@ Model
   (0.15), by a learned null context; sampling combines eps = eps_null + w (eps_cond - eps_null) with
   w = `guidance_scale` (2.0): w = 1 is the plain conditional model (one pass), w = 0 unconditional.
 - EMA of the weights (`ema_decay`, 0.995, warmed up as (1+n)/(10+n)) is what is sampled from and what
-  the validation loss scores: at a few thousand steps it smooths the last steps' noise out, while
-  0.999 would still be dominated by the early, poor weights.
+  the validation loss scores: over the few hundred to few thousand steps of these budgets it smooths
+  the last steps' noise out, while 0.999 would still be dominated by the early, poor weights.
 Training: the shared `_torch.train` loop (seeded batches, early stopping on the denoising loss of 10%
 held-out slices at fixed seeded timesteps and noise, checkpoints + resume when `checkpoint_dir` is
 given). Deterministic on CPU: same seed and slices -> same weights; `sample` draws only from a local
 generator seeded by its `seed`. `sample(..., shared_noise=True)` starts every slice from one noise
 image (see assemble.py: neighbouring slices of one volume then stay coherent).
 
-Budgets: "tiny" (tests, 16x16), "default" ((32, 64, 64), cross-attention at the 8x8 level only:
+Budgets: "tiny" (tests: seconds at 16x16), "default" ((32, 64, 64), cross-attention at the 8x8 level only:
 attention at 16x16 too costs 1.6x per step on CPU; 1.43 M parameters, 30 epochs), "full" (bigger,
-meant for CUDA). The UNet's attention blocks need `einops` (a MONAI optional dependency).
+meant for CUDA; 10.1 M parameters, checked only to build and run at 64x64). The UNet's attention blocks need `einops` (a MONAI optional dependency).
 
 Measured (1 CPU thread on a shared 2-core box, so times are upper bounds; synthetic head-like
-volumes, 16 subjects x 32 slices of 32x32): default fit 24 s/epoch, 30 epochs ~12 min, val loss
+volumes, 16 subjects x 32 slices of 32x32): default fit 13-24 s/epoch depending on the load, 30 epochs 7-12 min, val loss
 still falling (0.0177 at epoch 30); 100 slices with DDIM 50 at w = 2: 75 s (211 s under heavy load).
-Held-out denoising loss EMA 0.0182 vs raw 0.0193. It is undertrained at this budget: the brain
+Held-out denoising loss EMA 0.0182 vs raw 0.0193; lr 2e-3 ended worse (val 0.0190). It is undertrained at this budget: the brain
 area follows the position (Spearman with |p - 0.5|: -0.75 at w = 1, -0.65 at w = 2, real -0.90)
 but the background keeps residual noise (median -0.8 instead of -1), so areas are too large.
 On the tiny disc task guidance helps clearly (Spearman 0.69 / 0.80 at w = 2 vs 0.35 / 0.52 at w = 1).
