@@ -33,21 +33,15 @@ def alert_on_failure(context: dg.HookContext) -> None:
     )
 
 
-release_job = dg.define_asset_job(
-    "release_job",
-    selection=dg.AssetSelection.groups("tabular"),
-    description="Ingest, validate, split, train, sample, gate and release one dataset.",
-    op_retry_policy=RETRY,
-    hooks={alert_on_failure},
-)
+def _group_job(name: str, group: str, description: str):
+    """One asset group as a job, with the retry policy and the failure alert every release job has."""
+    return dg.define_asset_job(name, selection=dg.AssetSelection.groups(group), description=description,
+                               op_retry_policy=RETRY, hooks={alert_on_failure})
 
-mri_release_job = dg.define_asset_job(
-    "mri_release_job",
-    selection=dg.AssetSelection.groups("mri"),
-    description="The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release.",
-    op_retry_policy=RETRY,
-    hooks={alert_on_failure},
-)
+
+release_job = _group_job("release_job", "tabular", "Ingest, validate, split, train, sample, gate and release one dataset.")
+mri_release_job = _group_job("mri_release_job", "mri",
+                             "The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release.")
 
 
 def lane_config(data: str, lane: str, settings: dict | None = None) -> dict:

@@ -8,6 +8,22 @@ from synth_pipeline.config import RunConfig, Thresholds
 from synth_pipeline.imaging.config import MriConfig, MriThresholds
 
 
+def _nested(flat: dict, thresholds_cls: type, params: str) -> dict:
+    """A settings resource's flat fields -> the config dict: thresholds nested, `<params>_json` parsed
+    (launchpad fields must be flat and typed; the core config nests them)."""
+    d = dict(flat)
+    thresholds = {k: d.pop(k) for k in thresholds_cls.__dataclass_fields__}
+    d[params] = json.loads(d.pop(f"{params}_json"))
+    return {**d, "thresholds": thresholds}
+
+
+def _flat(config: dict, params: str) -> dict:
+    d = dict(config)
+    d.update(d.pop("thresholds"))
+    d[f"{params}_json"] = json.dumps(d.pop(params), sort_keys=True)
+    return d
+
+
 class PipelineSettings(dg.ConfigurableResource):
     """What to release and how. Defaults are the product defaults (FLCHAIN, Gaussian copula)."""
 
@@ -31,17 +47,11 @@ class PipelineSettings(dg.ConfigurableResource):
     on_identifiers: str = "drop"
 
     def run_config(self) -> RunConfig:
-        d = self.model_dump()
-        thresholds = {k: d.pop(k) for k in Thresholds.__dataclass_fields__}
-        d["generator_params"] = json.loads(d.pop("generator_params_json"))
-        return RunConfig.from_dict({**d, "thresholds": thresholds})
+        return RunConfig.from_dict(_nested(self.model_dump(), Thresholds, "generator_params"))
 
     @classmethod
     def from_run_config(cls, cfg: RunConfig) -> "PipelineSettings":
-        d = cfg.to_dict()
-        d.update(d.pop("thresholds"))
-        d["generator_params_json"] = json.dumps(d.pop("generator_params"), sort_keys=True)
-        return cls(**d)
+        return cls(**_flat(cfg.to_dict(), "generator_params"))
 
 
 class MriSettings(dg.ConfigurableResource):
@@ -60,14 +70,8 @@ class MriSettings(dg.ConfigurableResource):
     fid_ratio_max: float | None = MriThresholds.fid_ratio_max
 
     def mri_config(self) -> MriConfig:
-        d = self.model_dump()
-        thresholds = {k: d.pop(k) for k in MriThresholds.__dataclass_fields__}
-        d["model_params"] = json.loads(d.pop("model_params_json"))
-        return MriConfig.from_dict({**d, "thresholds": thresholds})
+        return MriConfig.from_dict(_nested(self.model_dump(), MriThresholds, "model_params"))
 
     @classmethod
     def from_mri_config(cls, cfg: MriConfig) -> "MriSettings":
-        d = cfg.to_dict()
-        d.update(d.pop("thresholds"))
-        d["model_params_json"] = json.dumps(d.pop("model_params"), sort_keys=True)
-        return cls(**d)
+        return cls(**_flat(cfg.to_dict(), "model_params"))
