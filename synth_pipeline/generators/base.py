@@ -17,8 +17,9 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
-from synth_pipeline.errors import BadInput, GeneratorError
+from synth_pipeline.errors import GeneratorError
 from synth_pipeline.hashing import file_sha256, parquet_bytes
+from synth_pipeline.registry import Registry
 from synth_pipeline.schema import Schema, conform
 
 META_FILE = "generator.json"
@@ -38,43 +39,18 @@ class Generator(Protocol):
     def load(cls, path: Path) -> "Generator": ...
 
 
-REGISTRY: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    """Class decorator: `@register` is all a new generator needs to be selectable by name."""
-    REGISTRY[cls.name] = cls
-    return cls
-
-
-def _ensure_loaded() -> None:
-    import synth_pipeline.generators  # noqa: F401  (importing the package registers every family)
-
-
-def available() -> dict[str, str]:
-    _ensure_loaded()
-    return {name: REGISTRY[name].summary for name in sorted(REGISTRY)}
+_REGISTRY = Registry("generator", "synth_pipeline.generators", META_FILE)
+REGISTRY = _REGISTRY.classes
+register = _REGISTRY.register  # class decorator: `@register` makes a generator selectable by name
+available = _REGISTRY.available
 
 
 def make_generator(name: str, **params) -> Generator:
-    _ensure_loaded()
-    if name not in REGISTRY:
-        raise BadInput(f"unknown generator '{name}'; choose one of: {', '.join(sorted(REGISTRY))}")
-    try:
-        return REGISTRY[name](**params)
-    except TypeError as e:
-        raise BadInput(f"generator '{name}': bad parameters ({e})") from None
+    return _REGISTRY.make(name, **params)
 
 
 def load_generator(path: Path) -> Generator:
-    _ensure_loaded()
-    meta_path = Path(path) / META_FILE
-    if not meta_path.is_file():
-        raise GeneratorError(f"{path}: no {META_FILE}; not a saved generator")
-    name = json.loads(meta_path.read_text())["name"]
-    if name not in REGISTRY:
-        raise GeneratorError(f"{path}: saved generator '{name}' is not registered")
-    return REGISTRY[name].load(Path(path))
+    return _REGISTRY.load(path)
 
 
 def seed_everything(seed: int) -> None:

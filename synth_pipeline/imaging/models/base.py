@@ -20,51 +20,24 @@ import numpy as np
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.hashing import file_sha256
 from synth_pipeline.imaging.slices import SliceSet
+from synth_pipeline.registry import Registry
 
 META_FILE = "generator.json"
 WEIGHTS_FILE = "weights.pt"
 BUDGETS = ("tiny", "default", "full")
 
-REGISTRY: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    """Class decorator: `@register` is all a new slice generator needs to be selectable by name."""
-    REGISTRY[cls.name] = cls
-    return cls
-
-
-def _ensure_loaded() -> None:
-    import synth_pipeline.imaging.models  # noqa: F401  (importing the package registers every model)
-
-
-def available_image_generators() -> dict[str, str]:
-    _ensure_loaded()
-    return {name: REGISTRY[name].summary for name in sorted(REGISTRY)}
+_REGISTRY = Registry("MRI model", "synth_pipeline.imaging.models", META_FILE)
+REGISTRY = _REGISTRY.classes
+register = _REGISTRY.register  # class decorator: `@register` makes a slice generator selectable by name
+available_image_generators = _REGISTRY.available
+load_image_generator = _REGISTRY.load
 
 
 def make_image_generator(name: str, **params: Any) -> "ImageGenerator":
-    _ensure_loaded()
-    if name not in REGISTRY:
-        raise BadInput(f"unknown MRI model '{name}'; choose one of: {', '.join(sorted(REGISTRY))}")
     budget = params.get("budget", "default")
     if budget not in BUDGETS:
         raise BadInput(f"unknown budget '{budget}'; choose one of: {', '.join(BUDGETS)}")
-    try:
-        return REGISTRY[name](**params)
-    except TypeError as e:
-        raise BadInput(f"MRI model '{name}': bad parameters ({e})") from None
-
-
-def load_image_generator(path: Path) -> "ImageGenerator":
-    _ensure_loaded()
-    meta_path = Path(path) / META_FILE
-    if not meta_path.is_file():
-        raise GeneratorError(f"{path}: no {META_FILE}; not a saved MRI generator")
-    name = json.loads(meta_path.read_text())["name"]
-    if name not in REGISTRY:
-        raise GeneratorError(f"{path}: saved MRI generator '{name}' is not registered")
-    return REGISTRY[name].load(Path(path))
+    return _REGISTRY.make(name, **params)
 
 
 class ImageGenerator:

@@ -1,0 +1,49 @@
+"""Name -> class registries for the tabular generators and the MRI models: registering one class is
+all a new model needs (the package imports every module in it, so `@register` runs)."""
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from synth_pipeline.errors import BadInput, GeneratorError
+
+
+class Registry:
+    """`what` names the kind in messages ("generator", "MRI model"); `package` is imported before any
+    lookup; a saved model is a folder whose `meta_file` JSON holds its registered "name"."""
+
+    def __init__(self, what: str, package: str, meta_file: str) -> None:
+        self.what, self.package, self.meta_file = what, package, meta_file
+        self.classes: dict[str, type] = {}
+
+    def register(self, cls: type) -> type:
+        self.classes[cls.name] = cls
+        return cls
+
+    def _loaded(self) -> dict[str, type]:
+        importlib.import_module(self.package)
+        return self.classes
+
+    def available(self) -> dict[str, str]:
+        classes = self._loaded()
+        return {name: classes[name].summary for name in sorted(classes)}
+
+    def make(self, name: str, **params: Any) -> Any:
+        classes = self._loaded()
+        if name not in classes:
+            raise BadInput(f"unknown {self.what} '{name}'; choose one of: {', '.join(sorted(classes))}")
+        try:
+            return classes[name](**params)
+        except TypeError as e:
+            raise BadInput(f"{self.what} '{name}': bad parameters ({e})") from None
+
+    def load(self, path: Path) -> Any:
+        classes = self._loaded()
+        meta_path = Path(path) / self.meta_file
+        if not meta_path.is_file():
+            raise GeneratorError(f"{path}: no {self.meta_file}; not a saved {self.what}")
+        name = json.loads(meta_path.read_text())["name"]
+        if name not in classes:
+            raise GeneratorError(f"{path}: saved {self.what} '{name}' is not registered")
+        return classes[name].load(Path(path))
