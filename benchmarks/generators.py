@@ -253,6 +253,8 @@ def write_md(path: Path, rows, args, started, done: bool):
                   f"over {len(copies)} run(s) (per run: {', '.join(map(str, copies))})."]
         L.append("")
     L += ["## Diffusion targets check", ""] + targets(rows, tables) + [""]
+    if getattr(args, "after", None):
+        L += [Path(args.after).read_text().strip(), ""]
     L += ["![TSTR ratio vs DCR share](generators.png)", ""]
     path.write_text("\n".join(L))
 
@@ -294,6 +296,7 @@ def main() -> int:
     p.add_argument("--note", default="", help="a paragraph put under the report's heading (how it was run)")
     p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
                    help="score the real holdout against train once per (table, seed): the fidelity floor")
+    p.add_argument("--after", default=None, help="a Markdown file put after the targets check (what the misses mean)")
     p.add_argument("--raw", default=None, help="also write the raw rows as JSON here")
     p.add_argument("--from-raw", nargs="+", default=None,
                    help="do not run: render --out and its .png from these JSON files (e.g. parallel runs)")
