@@ -112,9 +112,12 @@ def run(args) -> list[dict]:
         fake = pipeline.synthetic_set(gen.sample(positions, seed=0), positions)
         rows.append(_row(name, pipeline.evaluate(gen, fake, train, holdout, seed=cfg.seed), cfg, reference=True))
         _write(rows, args)
+    overrides = dict(_param_arg(x) for x in args.params)
     for name in args.models:
-        print(f"[mri-bench] {name} ({args.budget}) ...", file=sys.stderr, flush=True)
-        gen = make_image_generator(name, budget=args.budget, device=args.device)
+        params = overrides.get(name, {})
+        label = name + (" (" + ", ".join(f"{k} {v}" for k, v in params.items()) + ")" if params else "")
+        print(f"[mri-bench] {label} ({args.budget}) ...", file=sys.stderr, flush=True)
+        gen = make_image_generator(name, budget=args.budget, device=args.device, **params)
         t0 = time.perf_counter()
         gen.fit(train, seed=cfg.seed)
         fit_s = time.perf_counter() - t0
@@ -123,9 +126,9 @@ def run(args) -> list[dict]:
         sample_s = time.perf_counter() - t0
         fake = pipeline.synthetic_set(images, positions)
         report = pipeline.evaluate(gen, fake, train, holdout, seed=cfg.seed)
-        rows.append(_row(name, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
-                         conditional=bool(gen.conditional)))
-        montage[name] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
+        rows.append(_row(label, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
+                         conditional=bool(gen.conditional), params=params))
+        montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
         _write(rows, args)
         _montage(montage, Path(args.montage))
         if args.raw:
@@ -145,6 +148,12 @@ def from_raw(args) -> None:
     args.raw = None
     _write(rows, args)
     _montage(montage, Path(args.montage))
+
+
+def _param_arg(text: str) -> tuple[str, dict]:
+    """`NAME=JSON` -> (NAME, params): one model's parameters over its budget's defaults."""
+    name, _, body = text.partition("=")
+    return name, json.loads(body)
 
 
 def _fmt(v, digits: int) -> str:
@@ -207,6 +216,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--subjects", type=int, default=12)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--params", nargs="*", default=[], metavar="NAME=JSON",
+                   help='per-model parameters over the budget, e.g. diffusion=\'{"epochs": 100}\'')
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
     p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
     p.add_argument("--raw", default=None)
