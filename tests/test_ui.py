@@ -24,6 +24,10 @@ ASSETS = ("raw_table", "validated_table", "train_split", "holdout_split", "fitte
           "fidelity_report", "utility_report", "privacy_report", "release")
 
 
+MRI_ASSETS = ("mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator", "mri_synthetic_slices",
+              "mri_image_metrics", "mri_release")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +78,10 @@ def _chromium(url: str, tmp: Path, *mode: str) -> str:
 @pytest.mark.parametrize(
     "page, expected",
     [
-        ("asset-groups/tabular", ASSETS),
+        # two groups: the global lineage page collapses them, so read each group's asset list
+        ("locations/synth_pipeline.definitions/asset-groups/tabular/list", ASSETS),
+        ("locations/synth_pipeline.definitions/asset-groups/mri/list", MRI_ASSETS),
+        ("assets/mri_image_metrics?view=checks", ("mri_memorisation_gate", "mri_fidelity_gate")),
         ("assets/synthetic_candidate?view=checks", ("dcr_gate", "linkability_gate", "tstr_gate")),
         ("assets/release", ("verdict", "published", "release_id", "synthetic_sha256")),
     ],
@@ -85,6 +92,6 @@ def test_ui_shows_lineage_checks_and_release_metadata(webserver, tmp_path, page,
     missing = [name for name in expected if name not in dom]
     assert not missing, f"{page}: not shown: {missing}"
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"ui-{page.split('?')[0].replace('/', '-')}.png"
+    shot = ARTIFACTS / f"ui-{page.split('?')[0].removeprefix('locations/synth_pipeline.definitions/').replace('/', '-')}.png"
     _chromium(f"{base}/{page}", tmp_path / "profile2", f"--screenshot={shot}")
     assert shot.stat().st_size > 10_000
