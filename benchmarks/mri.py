@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import sys
+import textwrap
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -202,7 +203,7 @@ def _montage(rows: dict[str, np.ndarray], path: Path) -> None:
             ax.axis("off")
             if c < len(images):
                 ax.imshow(images[c, 0], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-        axes[r, 0].text(-0.1, 0.5, name, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+        axes[r, 0].text(-0.1, 0.5, "\n".join(textwrap.wrap(name, 24)), transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
     fig.subplots_adjust(left=0.16, right=0.99, top=0.99, bottom=0.01, wspace=0.04, hspace=0.06)
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
