@@ -206,8 +206,11 @@ def cmd_reproduce(args) -> int:
 def cmd_mri_release(args) -> int:
     from synth_pipeline.imaging.config import load_mri_config
 
+    from synth_pipeline.imaging.models.base import make_image_generator
+
     cfg = load_mri_config(args.config).with_overrides(
         data=args.data, model=args.model, budget=args.budget, seed=args.seed, size=args.size)
+    make_image_generator(cfg.model, budget=cfg.budget, **cfg.model_params)  # a bad name fails before any work
     print(f"synth-pipeline: MRI release of {cfg.data} with {cfg.model} ({cfg.budget} budget, seed {cfg.seed}) "
           f"into {args.out}", file=sys.stderr)
     outcome = run_mri_release(cfg, Path(args.out), verbose=args.verbose)
