@@ -24,7 +24,7 @@ from synth_pipeline.release import ReleaseExists, gate_problems, publish, record
 GROUP = "mri"
 METRICS = dg.AssetKey("mri_image_metrics")
 DESCRIPTIONS = {
-    "mri_memorisation_gate": "Memorisation rate and DCR share in pixel and feature space, exact copies of training slices.",
+    "mri_memorisation_gate": "Memorisation rate in pixel and feature space (DCR share reported), exact copies of training slices.",
     "mri_fidelity_gate": "FID(synthetic, holdout) / FID(noise reference, holdout) at most the threshold.",
 }
 

@@ -14,6 +14,7 @@ from synth_pipeline.imaging.config import MriConfig
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
 
+MRI_PACKAGES = ("numpy", "scipy", "torch", "monai", "nibabel", "nilearn", "dagster")  # versions in the manifest
 COHORT_SEED = 0  # the bundled pseudo-cohort is data: it does not change with the run's seed
 
 
@@ -74,10 +75,6 @@ def timed(fn, *args, **kwargs) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-def metrics_by_name(metrics: list[MetricResult]) -> dict[str, MetricResult]:
-    return {m.name: m for m in metrics}
-
-
 def slices_per_volume(slices: SliceSet) -> int:
     counts = list(slices.meta.get("slices_per_subject", {}).values()) or [len(slices)]
     return int(np.median(counts))
@@ -124,8 +121,6 @@ def release_contents(gen, cfg: MriConfig, fake: SliceSet, train: SliceSet, holdo
                                              files[pub.MONTAGE_FILE]).encode()
     return files, manifest
 
-
-MRI_PACKAGES = ("numpy", "scipy", "torch", "monai", "nibabel", "nilearn", "dagster")
 
 
 NOISE_SIGMA_PX = 1.5
