@@ -1,6 +1,6 @@
 """The MRI asset group, same shape as the tabular chain:
-mri_slices -> mri_train_slices, mri_holdout_slices -> mri_fitted_generator -> mri_synthetic_slices
--> mri_image_metrics (+ blocking checks mri_memorisation_gate, mri_fidelity_gate) -> mri_release."""
+mri_slices -> mri_train_slices, mri_holdout_slices -> mri_fitted_generator -> mri_synthetic_slices,
+mri_synthetic_volume -> mri_image_metrics (+ blocking checks mri_memorisation_gate, mri_fidelity_gate) -> mri_release."""
 
 import tempfile
 from datetime import datetime, timezone
@@ -93,15 +93,28 @@ def mri_synthetic_slices(
 
 
 @dg.asset(group_name=GROUP, kinds={"numpy"})
+@final_on_bad_input
+def mri_synthetic_volume(
+    context: dg.AssetExecutionContext, mri_fitted_generator: Path, mri_train_slices: SliceSet,
+    mri_settings: MriSettings,
+) -> SliceSet:
+    """One whole synthetic volume (every position sampled), for the consistency metric and the release."""
+    gen = load_image_generator(mri_fitted_generator)
+    volume, seconds = pipeline.timed(pipeline.synthetic_volume, gen, mri_train_slices, mri_settings.mri_config().seed)
+    context.add_output_metadata({"slices": len(volume), "assemble_seconds": round(seconds, 2)})
+    return volume
+
+
+@dg.asset(group_name=GROUP, kinds={"numpy"})
 def mri_image_metrics(
-    context: dg.AssetExecutionContext, mri_synthetic_slices: SliceSet, mri_train_slices: SliceSet,
-    mri_holdout_slices: SliceSet, mri_fitted_generator: Path, mri_settings: MriSettings,
+    context: dg.AssetExecutionContext, mri_synthetic_slices: SliceSet, mri_synthetic_volume: SliceSet,
+    mri_train_slices: SliceSet, mri_holdout_slices: SliceSet, mri_settings: MriSettings,
 ) -> dict:
     """Every image metric (FID, KID, SSIM, PSNR, conditioning error, memorisation in pixel and feature
     space) and the assembled volume's slice-to-slice consistency, for the candidate named by sha256."""
     cfg = mri_settings.mri_config()
-    gen = load_image_generator(mri_fitted_generator)
-    report = pipeline.evaluate(gen, mri_synthetic_slices, mri_train_slices, mri_holdout_slices, seed=cfg.seed)
+    report = pipeline.evaluate(mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices,
+                               seed=cfg.seed)
     context.add_output_metadata({m["name"]: m["value"] for m in report["metrics"] if isinstance(m["value"], (int, float))})
     return report
 
@@ -132,7 +145,7 @@ MRI_GATE_CHECKS = [_gate_check(name) for name in MRI_GATES]
 @dg.asset(group_name=GROUP, kinds={"nibabel"})
 def mri_release(
     context: dg.AssetExecutionContext, mri_synthetic_slices: SliceSet, mri_train_slices: SliceSet,
-    mri_holdout_slices: SliceSet, mri_image_metrics: dict, mri_fitted_generator: Path, mri_settings: MriSettings,
+    mri_holdout_slices: SliceSet, mri_image_metrics: dict, mri_synthetic_volume: SliceSet, mri_settings: MriSettings,
     release_store: ReleaseStore,
 ) -> dg.MaterializeResult:
     """Publishes `<root>/<dataset>/<release_id>/` (NIfTI slices + positions, assembled volume, montage,
@@ -153,9 +166,8 @@ def mri_release(
         raise dg.Failure(description="refused: " + "; ".join(problems), metadata={"verdict": "refused"})
     day = context.run.tags.get("synth/date") or datetime.now(timezone.utc).strftime("%Y%m%d")
     release_id = f"{day}-{cfg.model}-{sha[:12]}"
-    gen = load_image_generator(mri_fitted_generator)
     files, manifest = pipeline.release_contents(
-        gen, cfg, mri_synthetic_slices, mri_train_slices, mri_holdout_slices, mri_image_metrics,
+        cfg, mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices, mri_image_metrics,
         gates=[result for _, result in read.values()], release_id=release_id,
         dagster={"run_id": context.run.run_id, "job": context.run.job_name},
     )
@@ -169,4 +181,5 @@ def mri_release(
                                           "slices": len(mri_synthetic_slices), "dataset": dataset})
 
 
-MRI_ASSETS = [mri_slices, mri_split, mri_fitted_generator, mri_synthetic_slices, mri_image_metrics, mri_release]
+MRI_ASSETS = [mri_slices, mri_split, mri_fitted_generator, mri_synthetic_slices, mri_synthetic_volume,
+              mri_image_metrics, mri_release]

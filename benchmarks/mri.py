@@ -111,7 +111,8 @@ def run(args) -> list[dict]:
     for name, real in refs.items():
         gen = _Reference(real)
         fake = pipeline.synthetic_set(gen.sample(positions, seed=0), positions)
-        rows.append(_row(name, pipeline.evaluate(gen, fake, train, holdout, seed=cfg.seed), cfg, reference=True))
+        volume = pipeline.synthetic_volume(gen, train, cfg.seed)
+        rows.append(_row(name, pipeline.evaluate(fake, volume, train, holdout, seed=cfg.seed), cfg, reference=True))
         _write(rows, args)
     overrides = dict(_param_arg(x) for x in args.params)
     for name in args.models:
@@ -126,7 +127,7 @@ def run(args) -> list[dict]:
         images = gen.sample(positions, seed=cfg.seed + 1)
         sample_s = time.perf_counter() - t0
         fake = pipeline.synthetic_set(images, positions)
-        report = pipeline.evaluate(gen, fake, train, holdout, seed=cfg.seed)
+        report = pipeline.evaluate(fake, pipeline.synthetic_volume(gen, train, cfg.seed), train, holdout, seed=cfg.seed)
         rows.append(_row(label, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
                          conditional=bool(gen.conditional), params=params))
         montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]

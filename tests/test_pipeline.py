@@ -37,7 +37,7 @@ def test_definitions_load_with_the_contract_names():
     assert keys == {"raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator",
                     "synthetic_candidate", "fidelity_report", "utility_report", "privacy_report", "release",
                     "mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator",
-                    "mri_synthetic_slices", "mri_image_metrics", "mri_release"}
+                    "mri_synthetic_slices", "mri_synthetic_volume", "mri_image_metrics", "mri_release"}
     checks = {c.name for c in repo.asset_graph.asset_check_keys}
     assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "mri_memorisation_gate", "mri_fidelity_gate"}
     groups = {k.to_user_string(): repo.asset_graph.get(k).group_name for k in repo.asset_graph.get_all_asset_keys()}

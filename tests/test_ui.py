@@ -25,7 +25,7 @@ ASSETS = ("raw_table", "validated_table", "train_split", "holdout_split", "fitte
 
 
 MRI_ASSETS = ("mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator", "mri_synthetic_slices",
-              "mri_image_metrics", "mri_release")
+              "mri_synthetic_volume", "mri_image_metrics", "mri_release")
 
 
 def _free_port() -> int:

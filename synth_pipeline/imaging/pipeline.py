@@ -80,11 +80,14 @@ def slices_per_volume(slices: SliceSet) -> int:
     return int(np.median(counts))
 
 
-def synthetic_volume(gen, train: SliceSet, seed: int) -> np.ndarray:
-    """A whole synthetic volume: every position sampled, as many slices as a typical real volume."""
+def synthetic_volume(gen, train: SliceSet, seed: int) -> SliceSet:
+    """A whole synthetic volume: every position sampled, as many slices as a typical real volume.
+    Assembled once; the metrics and the release both read it."""
     from synth_pipeline.imaging.assemble import assemble_volume
 
-    return assemble_volume(gen, slices_per_volume(train), seed=seed)
+    n = slices_per_volume(train)
+    volume = synthetic_set(assemble_volume(gen, n, seed=seed)[:, None], np.linspace(0.0, 1.0, n))
+    return replace(volume, meta={"position_conditioned": bool(gen.conditional)})
 
 
 def exact_slice_copies(fake: SliceSet, reference: SliceSet) -> int:
@@ -93,7 +96,7 @@ def exact_slice_copies(fake: SliceSet, reference: SliceSet) -> int:
     return sum(np.ascontiguousarray(img, dtype=np.float32).tobytes() in ref for img in fake.images)
 
 
-def release_contents(gen, cfg: MriConfig, fake: SliceSet, train: SliceSet, holdout: SliceSet, report: dict,
+def release_contents(cfg: MriConfig, fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSet, report: dict,
                      *, gates: list[dict], release_id: str, dagster: dict) -> tuple[dict[str, bytes], dict]:
     """The files and the manifest of an image release. Only synthetic images are written."""
     from synth_pipeline.imaging import publish as pub
@@ -104,8 +107,8 @@ def release_contents(gen, cfg: MriConfig, fake: SliceSet, train: SliceSet, holdo
     files = {pub.SLICES_FILE: pub.nifti_bytes(fake.images[:, 0], voxel_mm),
              pub.POSITIONS_FILE: pub.positions_csv(fake.position),
              pub.MONTAGE_FILE: pub.montage_by_position(fake)}
-    if gen.conditional:
-        files[pub.VOLUME_FILE] = pub.nifti_bytes(synthetic_volume(gen, train, cfg.seed), voxel_mm)
+    if volume.meta["position_conditioned"]:
+        files[pub.VOLUME_FILE] = pub.nifti_bytes(volume.images[:, 0], voxel_mm)
     manifest = {
         "arm": "mri", "verdict": "published", "dataset": train.meta["dataset"], "created_at": utc_now(),
         "n_slices": len(fake), "synthetic_sha256": report["candidate_sha256"],
@@ -148,7 +151,7 @@ def real_neighbour_consistency(slices: SliceSet) -> float:
     return float(np.mean(values))
 
 
-def evaluate(gen, fake: SliceSet, train: SliceSet, holdout: SliceSet, *, seed: int) -> dict[str, Any]:
+def evaluate(fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSet, *, seed: int) -> dict[str, Any]:
     """Every image metric of one candidate, as JSON: FID/KID against the holdout (with the real
     train-vs-holdout and noise-vs-holdout FIDs for scale), `fid_ratio` for the fidelity gate,
     position-matched SSIM/PSNR, the conditioning error, memorisation in pixel and feature space, and
@@ -177,13 +180,12 @@ def evaluate(gen, fake: SliceSet, train: SliceSet, holdout: SliceSet, *, seed: i
                                                      holdout, train, seed=seed)
     cond, timing["conditioning_s"] = timed(conditioning_mae, fake.images, fake.position, train, holdout, seed=seed)
     mem, timing["memorisation_s"] = timed(memorisation_metrics, fake.images, train, holdout, net=net, seed=seed)
-    volume, timing["volume_s"] = timed(synthetic_volume, gen, train, seed)
     metrics = [fid_m, kid_m, ratio, ssim_m, psnr_m, cond, *mem]
     return {
         "dataset": train.meta["dataset"], "candidate_sha256": candidate_sha256(fake),
         "metrics": [m.to_dict() for m in metrics],
-        "volume": {"n_slices": len(volume), "neighbour_consistency": neighbour_consistency(volume),
+        "volume": {"n_slices": len(volume), "neighbour_consistency": neighbour_consistency(volume.images[:, 0]),
                    "real_neighbour_consistency": real_neighbour_consistency(holdout),
-                   "position_conditioned": bool(gen.conditional)},
+                   "position_conditioned": volume.meta["position_conditioned"]},
         "timing": {k: round(v, 2) for k, v in timing.items()},
     }
