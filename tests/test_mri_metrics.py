@@ -176,3 +176,23 @@ def test_fid_matches_the_closed_form_for_gaussians():
     rng = np.random.default_rng(0)
     d, m = 4, np.array([1.0, 0.0, 0.0, 0.0])
     assert fid(rng.standard_normal((20000, d)), m + 2 * rng.standard_normal((20000, d))) == pytest.approx(1 + d, rel=0.03)
+
+
+def test_feature_extraction_is_cached_by_content_and_returns_copies():
+    from synth_pipeline.imaging.metrics.features import CACHED_SETS, FeatureNet, InceptionLite
+
+    module = InceptionLite().eval()
+    net = FeatureNet(module, "test", "x")
+    calls = []
+    module.register_forward_hook(lambda *_: calls.append(1))
+    images = np.random.default_rng(0).uniform(-1, 1, (5, 1, 16, 16)).astype(np.float32)
+    first = extract(images, net)
+    first[:] = 0  # a caller mutating its result must not poison the cache
+    again = extract(images.copy(), net)
+    assert len(calls) == 1 and np.abs(again).sum() > 0
+    other = images.copy()
+    other[0, 0, 0, 0] += 0.5
+    assert not np.array_equal(extract(other, net), again) and len(calls) == 2
+    for i in range(CACHED_SETS + 1):
+        extract(images + i + 1, net)
+    assert len(net.cache) == CACHED_SETS

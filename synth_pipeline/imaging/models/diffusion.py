@@ -66,7 +66,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
              "lr": 5e-4, "ddim_steps": 50, "patience": 30},
 }
 COMMON = {"guidance_scale": 2.0, "cond_dropout": 0.15, "ema_decay": 0.995, "context_tokens": 4,
-          "val_fraction": 0.1, "checkpoint_dir": None}
+          "val_fraction": 0.1, "checkpoint_dir": None, "prediction": "epsilon", "schedule": "linear_beta"}
+PREDICTIONS = ("epsilon", "v_prediction", "sample")
 NOT_IN_CONFIG = ("epochs", "guidance_scale", "ddim_steps", "checkpoint_dir")
 
 
@@ -110,22 +111,28 @@ class PositionalDenoiser(nn.Module):
 
 def denoising_loss(model: PositionalDenoiser, scheduler, x0: torch.Tensor, context: torch.Tensor,
                    gen: torch.Generator | None = None) -> torch.Tensor:
-    """MSE between the true and predicted noise at uniform timesteps; draws from `gen` (CPU) when
-    given, so a fixed generator gives the same validation loss every epoch."""
+    """MSE between the model's output and its target (the noise, the velocity or x0, by the
+    scheduler's `prediction_type`) at uniform timesteps; draws from `gen` (CPU) when given, so a fixed
+    generator gives the same validation loss every epoch."""
     dev = x0.device
     t = torch.randint(0, T_TRAIN, (len(x0),), generator=gen).to(dev)
     noise = torch.randn(x0.shape, generator=gen).to(dev)
     xt = scheduler.add_noise(original_samples=x0, noise=noise, timesteps=t)
-    return torch.mean((model(xt, t, context) - noise) ** 2)
+    target = {"epsilon": noise, "sample": x0}.get(scheduler.prediction_type)
+    if target is None:
+        target = scheduler.get_velocity(x0, noise, t)
+    return torch.mean((model(xt, t, context) - target) ** 2)
 
 
 @torch.no_grad()
 def ddim_sample(model: PositionalDenoiser, noise: torch.Tensor, position: torch.Tensor, *, steps: int,
-                guidance: float) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0) from `noise` with classifier-free guidance `guidance`."""
+                guidance: float, prediction: str = "epsilon", schedule: str = "linear_beta") -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from `noise` with classifier-free guidance `guidance` (applied
+    to the model output, whichever quantity it predicts: the combination is linear in all three)."""
     from monai.networks.schedulers import DDIMScheduler
 
-    scheduler = DDIMScheduler(num_train_timesteps=T_TRAIN, clip_sample=True)
+    scheduler = DDIMScheduler(num_train_timesteps=T_TRAIN, schedule=schedule, clip_sample=True,
+                              prediction_type=prediction)
     scheduler.set_timesteps(steps)
     n = len(noise)
     cond = model.context(position)
@@ -154,6 +161,8 @@ class DiffusionGenerator(ImageGenerator):
         unknown = set(params) - set(BUDGETS["default"]) - set(COMMON)
         if unknown:
             raise TypeError(f"unknown parameters {sorted(unknown)}")
+        if params.get("prediction", COMMON["prediction"]) not in PREDICTIONS:
+            raise ValueError(f"diffusion: prediction must be one of {PREDICTIONS}, not {params['prediction']!r}")
         super().__init__(budget=budget, device=device, **{**COMMON, **BUDGETS[budget], **params})
         self._shared_noise = False
 
@@ -175,7 +184,7 @@ class DiffusionGenerator(ImageGenerator):
         seed_everything(seed)
         self.modules = self._build(self.size)  # rebuilt after seeding: reproducible initial weights
         model, ema = self.modules["denoiser"], self.modules["ema"]
-        scheduler = DDPMScheduler(num_train_timesteps=T_TRAIN)
+        scheduler = DDPMScheduler(num_train_timesteps=T_TRAIN, schedule=p["schedule"], prediction_type=p["prediction"])
         opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=1e-4)
 
         def step(x, pos):
@@ -222,5 +231,6 @@ class DiffusionGenerator(ImageGenerator):
             for i in range(0, n, SAMPLE_CHUNK):
                 out.append(ddim_sample(model, noise[i:i + SAMPLE_CHUNK].to(self.device),
                                        pos[i:i + SAMPLE_CHUNK].to(self.device),
-                                       steps=p["ddim_steps"], guidance=p["guidance_scale"]).cpu())
+                                       steps=p["ddim_steps"], guidance=p["guidance_scale"],
+                                       prediction=p["prediction"], schedule=p["schedule"]).cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 1, s, s), dtype=np.float32)
