@@ -110,9 +110,20 @@ def test_same_seed_same_weights_and_resume_equals_an_uninterrupted_run(tmp_path)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
 
 
-def test_unknown_parameter_is_bad_input():
-    with pytest.raises(BadInput):
-        make_image_generator("diffusion", budget="tiny", guidance=3)
+@pytest.mark.parametrize("params", [{"guidance": 3}, {"prediction": "noise"}, {"schedule": "cosine_beta"}])
+def test_unknown_parameter_or_value_is_bad_input(params):
+    with pytest.raises(BadInput, match=next(iter(params))):
+        make_image_generator("diffusion", budget="tiny", **params)
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "sample"])
+def test_other_prediction_targets_train_and_follow_the_position(prediction):
+    gen = make_image_generator("diffusion", budget="tiny", epochs=COND_EPOCHS, prediction=prediction)
+    gen.fit(discs(300, 0), seed=0)
+    pos = np.linspace(0, 1, 24)
+    images = gen.sample(pos, seed=5)
+    assert images.min() >= -1 and images.max() <= 1
+    assert spearmanr(pos, disc_area(images)).statistic > 0.5
 
 
 # ---- copy control ---------------------------------------------------------------------------------

@@ -161,8 +161,12 @@ class DiffusionGenerator(ImageGenerator):
         unknown = set(params) - set(BUDGETS["default"]) - set(COMMON)
         if unknown:
             raise TypeError(f"unknown parameters {sorted(unknown)}")
+        from monai.networks.schedulers import NoiseSchedules
+
         if params.get("prediction", COMMON["prediction"]) not in PREDICTIONS:
-            raise ValueError(f"diffusion: prediction must be one of {PREDICTIONS}, not {params['prediction']!r}")
+            raise TypeError(f"prediction must be one of {', '.join(PREDICTIONS)}")
+        if params.get("schedule", COMMON["schedule"]) not in NoiseSchedules:
+            raise TypeError(f"schedule must be one of {', '.join(NoiseSchedules.names)}")
         super().__init__(budget=budget, device=device, **{**COMMON, **BUDGETS[budget], **params})
         self._shared_noise = False
 
