@@ -75,12 +75,13 @@ def test_disc_size_follows_the_requested_position(seed):
 def test_guidance_scale_changes_the_samples():
     gen = fitted(0)
     pos = np.linspace(0, 1, 6)
+    default = gen.params["guidance_scale"]
     guided = gen.sample(pos, seed=2)
     gen.params["guidance_scale"] = 0.0
     try:
         unconditional = gen.sample(pos, seed=2)
     finally:
-        gen.params["guidance_scale"] = 2.0
+        gen.params["guidance_scale"] = default
     assert np.abs(guided - unconditional).mean() > 0.02
 
 
@@ -116,9 +117,11 @@ def test_unknown_parameter_or_value_is_bad_input(params):
         make_image_generator("diffusion", budget="tiny", **params)
 
 
-@pytest.mark.parametrize("prediction", ["v_prediction", "sample"])
-def test_other_prediction_targets_train_and_follow_the_position(prediction):
-    gen = make_image_generator("diffusion", budget="tiny", epochs=COND_EPOCHS, prediction=prediction)
+# epsilon prediction needs guidance to follow the position within the tiny budget (measured: Spearman
+# 0.35 / 0.52 at w = 1, 0.69 / 0.80 at w = 2); v-prediction, the default, follows it at w = 1 above.
+@pytest.mark.parametrize("params", [{"prediction": "epsilon", "guidance_scale": 2.0}, {"prediction": "sample"}])
+def test_other_prediction_targets_train_and_follow_the_position(params):
+    gen = make_image_generator("diffusion", budget="tiny", epochs=COND_EPOCHS, **params)
     gen.fit(discs(300, 0), seed=0)
     pos = np.linspace(0, 1, 24)
     images = gen.sample(pos, seed=5)

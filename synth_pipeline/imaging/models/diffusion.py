@@ -65,8 +65,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
              "norm_num_groups": 32, "cross_attention_dim": 128, "epochs": 400, "batch_size": 64,
              "lr": 5e-4, "ddim_steps": 50, "patience": 30},
 }
-COMMON = {"guidance_scale": 2.0, "cond_dropout": 0.15, "ema_decay": 0.995, "context_tokens": 4,
-          "val_fraction": 0.1, "checkpoint_dir": None, "prediction": "epsilon", "schedule": "linear_beta"}
+COMMON = {"guidance_scale": 1.0, "cond_dropout": 0.15, "ema_decay": 0.995, "context_tokens": 4,
+          "val_fraction": 0.1, "checkpoint_dir": None, "prediction": "v_prediction", "schedule": "linear_beta"}
 PREDICTIONS = ("epsilon", "v_prediction", "sample")
 NOT_IN_CONFIG = ("epochs", "guidance_scale", "ddim_steps", "checkpoint_dir")
 
@@ -126,7 +126,7 @@ def denoising_loss(model: PositionalDenoiser, scheduler, x0: torch.Tensor, conte
 
 @torch.no_grad()
 def ddim_sample(model: PositionalDenoiser, noise: torch.Tensor, position: torch.Tensor, *, steps: int,
-                guidance: float, prediction: str = "epsilon", schedule: str = "linear_beta") -> torch.Tensor:
+                guidance: float, prediction: str, schedule: str) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) from `noise` with classifier-free guidance `guidance` (applied
     to the model output, whichever quantity it predicts: the combination is linear in all three)."""
     from monai.networks.schedulers import DDIMScheduler
@@ -141,13 +141,13 @@ def ddim_sample(model: PositionalDenoiser, noise: torch.Tensor, position: torch.
     for t in scheduler.timesteps:
         tt = torch.full((n,), int(t), dtype=torch.long, device=x.device)
         if guidance == 1.0:
-            eps = model(x, tt, cond)
+            out = model(x, tt, cond)
         elif guidance == 0.0:
-            eps = model(x, tt, null)
+            out = model(x, tt, null)
         else:
-            eps_c, eps_u = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, null])).chunk(2)
-            eps = eps_u + guidance * (eps_c - eps_u)
-        x, _ = scheduler.step(eps, int(t), x)
+            out_c, out_u = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, null])).chunk(2)
+            out = out_u + guidance * (out_c - out_u)
+        x, _ = scheduler.step(out, int(t), x)
     return x
 
 
