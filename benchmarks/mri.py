@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/mri.py                          # all models, default budget, seed 0
     .venv/bin/python benchmarks/mri.py --budget tiny --models dcgan diffusion
+    .venv/bin/python benchmarks/mri.py --models --curve 60 120 240   # diffusion learning curve only
 
 Data: the bundled MNI152 pseudo-cohort (12 subjects, 32x32 axial slices), split by subject 70/30
 with the run's seed (synth_pipeline.imaging.pipeline.ingest / split: the same code as mri-release).
@@ -17,6 +18,10 @@ subjects (another cohort seed, never in train or holdout) scored like a generato
 real sample of the same population gets; and `colin27 (real, external)` is Colin Holmes' scan from Debian's mricron-data, a real head that is NOT derived from the
 MNI template: it must score far better than noise and than weak generators, or the metrics would only
 reward template-likeness.
+
+`--curve E1 E2 ...` adds the diffusion model scored after E1, E2, ... epochs of one continued run
+(no early stopping, each stage resumed from the last one's checkpoint, fit time cumulative): where
+its FID stands against the GANs as its training budget grows.
 
 Writes a Markdown table (--out) after every model, the raw rows (--raw) and a montage (--montage):
 one row of slices per model at 10 fixed positions (unconditional models: their first 10 samples).
@@ -115,14 +120,8 @@ def run(args) -> list[dict]:
         rows.append(_row(name, pipeline.evaluate(fake, volume, train, holdout, seed=cfg.seed), cfg, reference=True))
         _write(rows, args)
     overrides = dict(_param_arg(x) for x in args.params)
-    for name in args.models:
-        params = overrides.get(name, {})
-        label = name + (" (" + ", ".join(f"{k} {v}" for k, v in params.items()) + ")" if params else "")
-        print(f"[mri-bench] {label} ({args.budget}) ...", file=sys.stderr, flush=True)
-        gen = make_image_generator(name, budget=args.budget, device=args.device, **params)
-        t0 = time.perf_counter()
-        gen.fit(train, seed=cfg.seed)
-        fit_s = time.perf_counter() - t0
+
+    def score(label: str, gen, fit_s: float, params: dict) -> None:
         t0 = time.perf_counter()
         images = gen.sample(positions, seed=cfg.seed + 1)
         sample_s = time.perf_counter() - t0
@@ -135,7 +134,37 @@ def run(args) -> list[dict]:
         _montage(montage, Path(args.montage))
         if args.raw:
             np.savez(Path(args.raw).with_suffix(".npz"), **montage)
+
+    for name in args.models:
+        params = overrides.get(name, {})
+        label = name + (" (" + ", ".join(f"{k} {v}" for k, v in params.items()) + ")" if params else "")
+        print(f"[mri-bench] {label} ({args.budget}) ...", file=sys.stderr, flush=True)
+        gen = make_image_generator(name, budget=args.budget, device=args.device, **params)
+        t0 = time.perf_counter()
+        gen.fit(train, seed=cfg.seed)
+        score(label, gen, time.perf_counter() - t0, params)
+    if args.curve:
+        _curve(args, overrides.get("diffusion", {}), train, score)
     return rows
+
+
+def _curve(args, params: dict, train: SliceSet, score) -> None:
+    """The diffusion model scored after each of `args.curve` epochs of one continued run (no early
+    stopping; each stage resumes the previous one's checkpoint, so fit time is cumulative)."""
+    import tempfile
+
+    fit_s = 0.0
+    with tempfile.TemporaryDirectory() as ckpt:
+        for epochs in sorted(args.curve):
+            stage = {**params, "epochs": epochs, "patience": None, "checkpoint_dir": ckpt}
+            label = f"diffusion ({epochs} epochs, no early stopping" + "".join(
+                f", {k} {v}" for k, v in params.items()) + ")"
+            print(f"[mri-bench] {label} ...", file=sys.stderr, flush=True)
+            gen = make_image_generator("diffusion", budget=args.budget, device=args.device, **stage)
+            t0 = time.perf_counter()
+            gen.fit(train, seed=args.seed)
+            fit_s += time.perf_counter() - t0
+            score(label, gen, fit_s, {k: v for k, v in stage.items() if k != "checkpoint_dir"})
 
 
 def from_raw(args) -> None:
@@ -212,7 +241,7 @@ def _montage(rows: dict[str, np.ndarray], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--models", nargs="*", default=list(MODELS))
     p.add_argument("--budget", choices=("tiny", "default", "full"), default="default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=32)
@@ -220,6 +249,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--params", nargs="*", default=[], metavar="NAME=JSON",
                    help='per-model parameters over the budget, e.g. diffusion=\'{"epochs": 100}\'')
+    p.add_argument("--curve", nargs="*", type=int, default=[], metavar="EPOCHS",
+                   help="also score the diffusion model after each of these epoch counts of one continued run")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
     p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
     p.add_argument("--raw", default=None)
