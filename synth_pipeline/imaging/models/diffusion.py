@@ -41,6 +41,10 @@ thread on a shared 2-core CPU; FID on this project's feature net, conditioning e
 | v, w = 2, batch 8                   | 0.902 | 0.186     | 465   |
 | v, w = 1 (default)                  | 0.158 | 0.064     | 384   |
 | v, w = 1, 60 epochs, no early stop  | 0.105 | 0.038     | 890   |
+| v, w = 1, 120 epochs (continued)    | 0.064 | 0.030     | 2421  |
+| v, w = 1, 240 epochs (best: 170)    | 0.058 | 0.024     | 4014  |
+The held-out loss flattens after ~120 epochs (0.0462 / 0.0396 / 0.0352 / 0.0350 at 30 / 60 / 120 /
+170): at this width the model has converged, above the GANs' FID; the `full` budget is the next step.
 For scale: the GANs score 0.012-0.045 at their default budget, a fresh real subject 0.011, Colin27 0.27.
 On the tiny disc task (tests) epsilon prediction follows the position only with guidance (Spearman
 0.69 / 0.80 at w = 2 vs 0.35 / 0.52 at w = 1); v-prediction follows it at w = 1.
