@@ -50,7 +50,6 @@ On the tiny disc task (tests) epsilon prediction follows the position only with 
 0.69 / 0.80 at w = 2 vs 0.35 / 0.52 at w = 1); v-prediction follows it at w = 1.
 """
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ from torch import nn
 from synth_pipeline.generators._torch import num_threads, train
 from synth_pipeline.generators.base import seed_everything
 from synth_pipeline.generators.diffusion import _EMA
+from synth_pipeline.imaging.models._gan_nets import fourier_features
 from synth_pipeline.imaging.models.base import ImageGenerator, register
 from synth_pipeline.imaging.slices import SliceSet
 
@@ -86,11 +86,10 @@ PREDICTIONS = ("epsilon", "v_prediction", "sample")
 NOT_IN_CONFIG = ("epochs", "guidance_scale", "ddim_steps", "checkpoint_dir")
 
 
-def fourier_features(p: torch.Tensor) -> torch.Tensor:
-    """(n,) positions in [0, 1] -> (n, 1 + 2 N_FREQ): p and sin/cos(2^k pi p), k < N_FREQ."""
-    freqs = math.pi * 2.0 ** torch.arange(N_FREQ, device=p.device, dtype=torch.float32)
-    args = p.float()[:, None] * freqs[None]
-    return torch.cat([p.float()[:, None], torch.sin(args), torch.cos(args)], dim=1)
+def position_features(p: torch.Tensor) -> torch.Tensor:
+    """(n,) positions in [0, 1] -> (n, 1 + 2 N_FREQ): p itself, then the GANs' Fourier features."""
+    p = p.float()
+    return torch.cat([p[:, None], fourier_features(p, N_FREQ)], dim=1)
 
 
 class PositionalDenoiser(nn.Module):
@@ -112,7 +111,7 @@ class PositionalDenoiser(nn.Module):
 
     def context(self, position: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         """(n, tokens, dim) context; rows where `drop` is True get the null context."""
-        ctx = self.embed(fourier_features(position)).view(-1, self.tokens, self.dim)
+        ctx = self.embed(position_features(position)).view(-1, self.tokens, self.dim)
         if drop is None:
             return ctx
         return torch.where(drop[:, None, None], self.null.expand_as(ctx), ctx)
