@@ -94,6 +94,22 @@ def test_save_load_round_trip_gives_identical_samples(tmp_path):
     assert back.params == gen.params and back.history == gen.history
 
 
+def test_a_model_saved_before_prediction_was_a_parameter_loads_as_epsilon(tmp_path):
+    import json
+
+    gen = make_image_generator("diffusion", budget="tiny", epochs=1, prediction="epsilon")
+    gen.fit(discs(20, seed=4), seed=0)
+    gen.save(tmp_path / "g")
+    meta_path = tmp_path / "g" / "generator.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["params"]["prediction"]
+    meta_path.write_text(json.dumps(meta))
+    back = load_image_generator(tmp_path / "g")
+    assert back.params["prediction"] == "epsilon"
+    pos = np.array([0.2, 0.8])
+    np.testing.assert_array_equal(gen.sample(pos, seed=1), back.sample(pos, seed=1))
+
+
 def test_same_seed_same_weights_and_resume_equals_an_uninterrupted_run(tmp_path):
     data = discs(40, seed=2)
 

@@ -48,6 +48,8 @@ class ImageGenerator:
     name: ClassVar[str]
     summary: ClassVar[str]
     conditional: ClassVar[bool] = False
+    # What a parameter added later meant for models saved before it existed (their params lack it).
+    saved_before: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, budget: str = "default", device: str = "cpu", **params: Any) -> None:
         self.budget = budget
@@ -109,7 +111,7 @@ class ImageGenerator:
         for fname, digest in meta["files"].items():
             if file_sha256(path / fname) != digest:
                 raise GeneratorError(f"{path / fname}: sha256 differs from {META_FILE}; refusing to load")
-        gen = cls(budget=meta["budget"], device=device, **meta["params"])
+        gen = cls(budget=meta["budget"], device=device, **{**cls.saved_before, **meta["params"]})
         gen.size = meta["size"]
         gen.history = meta.get("history", [])
         gen.modules = gen._build(gen.size)

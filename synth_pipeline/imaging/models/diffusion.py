@@ -170,6 +170,7 @@ class DiffusionGenerator(ImageGenerator):
     name = "diffusion"
     summary = "DDPM/DDIM UNet (MONAI) on slices, position via cross-attention, classifier-free guidance"
     conditional = True
+    saved_before = {"prediction": "epsilon"}
 
     def __init__(self, budget: str = "default", device: str = "cpu", **params: Any) -> None:
         unknown = set(params) - set(BUDGETS["default"]) - set(COMMON)
