@@ -137,7 +137,7 @@ def run(args) -> list[dict]:
 
     for name in args.models:
         params = overrides.get(name, {})
-        label = name + (" (" + ", ".join(f"{k} {v}" for k, v in params.items()) + ")" if params else "")
+        label = _label(name, params)
         print(f"[mri-bench] {label} ({args.budget}) ...", file=sys.stderr, flush=True)
         gen = make_image_generator(name, budget=args.budget, device=args.device, **params)
         t0 = time.perf_counter()
@@ -146,6 +146,12 @@ def run(args) -> list[dict]:
     if args.curve:
         _curve(args, overrides.get("diffusion", {}), train, score)
     return rows
+
+
+def _label(name: str, params: dict) -> str:
+    """`name (k v, ...)`; a key with value None is shown alone."""
+    parts = [k if v is None else f"{k} {v}" for k, v in params.items()]
+    return name + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _curve(args, params: dict, train: SliceSet, score) -> None:
@@ -157,8 +163,7 @@ def _curve(args, params: dict, train: SliceSet, score) -> None:
     with tempfile.TemporaryDirectory() as ckpt:
         for epochs in sorted(args.curve):
             stage = {**params, "epochs": epochs, "patience": None, "checkpoint_dir": ckpt}
-            label = f"diffusion ({epochs} epochs, no early stopping" + "".join(
-                f", {k} {v}" for k, v in params.items()) + ")"
+            label = _label("diffusion", {f"{epochs} epochs, no early stopping": None, **params})
             print(f"[mri-bench] {label} ...", file=sys.stderr, flush=True)
             gen = make_image_generator("diffusion", budget=args.budget, device=args.device, **stage)
             t0 = time.perf_counter()

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 
 from synth_pipeline.errors import BadInput
 from synth_pipeline.imaging.assemble import assemble_volume, neighbour_consistency, write_nifti
-from synth_pipeline.imaging.models.base import load_image_generator, make_image_generator
+from synth_pipeline.imaging.models.base import META_FILE, load_image_generator, make_image_generator
 from synth_pipeline.imaging.slices import SliceSet
 
 SIZE = 16
@@ -100,7 +100,7 @@ def test_a_model_saved_before_prediction_was_a_parameter_loads_as_epsilon(tmp_pa
     gen = make_image_generator("diffusion", budget="tiny", epochs=1, prediction="epsilon")
     gen.fit(discs(20, seed=4), seed=0)
     gen.save(tmp_path / "g")
-    meta_path = tmp_path / "g" / "generator.json"
+    meta_path = tmp_path / "g" / META_FILE
     meta = json.loads(meta_path.read_text())
     del meta["params"]["prediction"]
     meta_path.write_text(json.dumps(meta))

@@ -40,9 +40,11 @@ thread on a shared 2-core CPU; FID on this project's feature net, conditioning e
 | v, w = 2, cosine schedule           | 1.084 | 0.173     | 382   |
 | v, w = 2, batch 8                   | 0.902 | 0.186     | 465   |
 | v, w = 1 (default)                  | 0.158 | 0.064     | 384   |
-| v, w = 1, 60 epochs, no early stop  | 0.105 | 0.038     | 890   |
+| v, w = 1, 60 epochs, no early stop  | 0.105 | 0.038     | 1323  |
 | v, w = 1, 120 epochs (continued)    | 0.064 | 0.030     | 2421  |
 | v, w = 1, 240 epochs (best: 170)    | 0.058 | 0.024     | 4014  |
+(the last three: one continued run, `benchmarks/mri.py --curve`, cumulative fit time; each row's
+time was taken under a different load, so times are indicative only)
 The held-out loss flattens after ~120 epochs (0.0462 / 0.0396 / 0.0352 / 0.0350 at 30 / 60 / 120 /
 170): at this width the model has converged, above the GANs' FID; the `full` budget is the next step.
 For scale: the GANs score 0.012-0.045 at their default budget, a fresh real subject 0.011, Colin27 0.27.
