@@ -80,11 +80,11 @@ def mri_fitted_generator(
 @final_on_bad_input
 def mri_synthetic_slices(
     context: dg.AssetExecutionContext, mri_fitted_generator: Path, mri_holdout_slices: SliceSet,
-    mri_settings: MriSettings,
+    mri_settings: MriSettings, device: ComputeDevice,
 ) -> SliceSet:
     """One synthetic slice per holdout position (position-matched). Not released until the gates pass."""
     cfg = mri_settings.mri_config()
-    gen = load_image_generator(mri_fitted_generator)
+    gen = load_image_generator(mri_fitted_generator, device=device.resolve())
     positions = pipeline.sample_positions(mri_holdout_slices, cfg)
     images, seconds = pipeline.timed(gen.sample, positions, seed=cfg.seed + 1)
     fake = pipeline.synthetic_set(images, positions)
@@ -96,10 +96,10 @@ def mri_synthetic_slices(
 @final_on_bad_input
 def mri_synthetic_volume(
     context: dg.AssetExecutionContext, mri_fitted_generator: Path, mri_train_slices: SliceSet,
-    mri_settings: MriSettings,
+    mri_settings: MriSettings, device: ComputeDevice,
 ) -> SliceSet:
     """One whole synthetic volume (every position sampled), for the consistency metric and the release."""
-    gen = load_image_generator(mri_fitted_generator)
+    gen = load_image_generator(mri_fitted_generator, device=device.resolve())
     volume, seconds = pipeline.timed(pipeline.synthetic_volume, gen, mri_train_slices, mri_settings.mri_config().seed)
     context.add_output_metadata({"slices": len(volume), "assemble_seconds": round(seconds, 2)})
     return volume

@@ -27,7 +27,7 @@ def fitted_generator(
     that cannot handle this table records a refusal naming itself and the reason."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])
-    gen = make_generator(cfg.generator, **cfg.generator_params)
+    gen = make_generator(cfg.generator, device=device.resolve(), **cfg.generator_params)
     context.log.info(f"fitting {cfg.generator} on {len(train_split)} rows (device {device.resolve()})")
     start = time.perf_counter()
     try:
@@ -47,13 +47,13 @@ def fitted_generator(
 @final_on_bad_input
 def synthetic_candidate(
     context: dg.AssetExecutionContext, fitted_generator: Path, train_split: pd.DataFrame, settings: PipelineSettings,
-    release_store: ReleaseStore,
+    release_store: ReleaseStore, device: ComputeDevice,
 ) -> pd.DataFrame:
     """n synthetic rows (default: as many as train), of one class when `conditions` names it. Not
     released until every gate passes."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])
-    gen = load_generator(fitted_generator)
+    gen = load_generator(fitted_generator, device=device.resolve())
     n = cfg.n_rows or len(train_split)
     if cfg.conditions and set(cfg.conditions) != {schema.target}:
         raise BadInput(f"conditions {cfg.conditions}: only the target column '{schema.target}' can be conditioned on")

@@ -209,7 +209,7 @@ def gower_dcr_numpy(query: pd.DataFrame, reference: pd.DataFrame, schema: Schema
 
 
 def our_dcr(query: pd.DataFrame, reference: pd.DataFrame, emb) -> np.ndarray:
-    from synth_pipeline.metrics.privacy import nearest
+    from synth_pipeline.neighbors import nearest
 
     return nearest(emb.transform(query), emb.transform(reference), k=1)[0][:, 0]
 

@@ -68,7 +68,7 @@ def worker(args: argparse.Namespace) -> None:
     query, reference = make_data(args.rows, args.ref_rows, args.dims, args.copies, args.seed)
     if args.worker == "ours":
         sys.path.insert(0, str(ROOT))
-        from synth_pipeline.metrics.privacy import nearest
+        from synth_pipeline.neighbors import nearest
 
         def run(q=query, r=reference):
             return nearest(q, r, k=2, block_rows=args.block_rows, block_cols=args.block_cols, backend=args.backend)

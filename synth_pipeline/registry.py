@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from synth_pipeline.device import pick_device
 from synth_pipeline.errors import BadInput, GeneratorError
 
 
@@ -29,16 +30,20 @@ class Registry:
         classes = self._loaded()
         return {name: classes[name].summary for name in sorted(classes)}
 
-    def make(self, name: str, **params: Any) -> Any:
+    def make(self, name: str, *, device: str | None = None, **params: Any) -> Any:
+        """A new model on `device` (pick_device's choice when None): both arms get their device here,
+        from the pipeline's ComputeDevice resource, never by asking for one themselves."""
         classes = self._loaded()
         if name not in classes:
             raise BadInput(f"unknown {self.what} '{name}'; choose one of: {', '.join(sorted(classes))}")
         try:
-            return classes[name](**params)
+            model = classes[name](**params)
         except TypeError as e:
             raise BadInput(f"{self.what} '{name}': bad parameters ({e})") from None
+        model.device = pick_device(device)
+        return model
 
-    def load(self, path: Path) -> Any:
+    def load(self, path: Path, *, device: str | None = None) -> Any:
         classes = self._loaded()
         meta_path = Path(path) / self.meta_file
         if not meta_path.is_file():
@@ -46,4 +51,4 @@ class Registry:
         name = json.loads(meta_path.read_text())["name"]
         if name not in classes:
             raise GeneratorError(f"{path}: saved {self.what} '{name}' is not registered")
-        return classes[name].load(Path(path))
+        return classes[name].load(Path(path), device=pick_device(device))

@@ -12,17 +12,10 @@ from sklearn.neighbors import NearestNeighbors
 
 from synth_pipeline.config import Thresholds
 from synth_pipeline.gates import dcr_gate, linkability_gate
-from synth_pipeline.metrics import privacy
-from synth_pipeline.metrics.privacy import (
-    DCR_NAMES,
-    HISTOGRAM_BINS,
-    dcr_metrics,
-    fit_embedding,
-    linkability,
-    nearest,
-    rows_needed,
-    wilson_interval,
-)
+from synth_pipeline import neighbors
+from synth_pipeline.metrics.distances import HISTOGRAM_BINS, wilson_interval
+from synth_pipeline.metrics.privacy import DCR_NAMES, dcr_metrics, fit_embedding, linkability, rows_needed
+from synth_pipeline.neighbors import nearest
 from synth_pipeline.schema import ColumnSpec, Schema
 
 T = Thresholds()
@@ -128,8 +121,8 @@ def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked
     # query and reference both span many blocks (grouped top-k on; its group minima ranked over 3
     # tiles at a time and merged, or over all 11 tiles with the two-level ranking; members read from
     # kept tiles or recomputed): same answer as one block each
-    monkeypatch.setattr(privacy, "_SUPER", tiles_ranked_together)
-    monkeypatch.setattr(privacy, "_KEEP_COLS", 16384 if keep_tiles else 0)
+    monkeypatch.setattr(neighbors, "_SUPER", tiles_ranked_together)
+    monkeypatch.setattr(neighbors, "_KEEP_COLS", 16384 if keep_tiles else 0)
     rng = np.random.default_rng(3)
     ref, query = rng.normal(size=(12000, 8)), rng.normal(size=(1000, 8))
     ref[::997] = query[: len(ref[::997])]

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from synth_pipeline.generators import load_generator, make_generator
-from synth_pipeline.generators._torch import CHECKPOINT_JSON, TableEncoder, train
+from synth_pipeline.generators.encoding import TableEncoder
+from synth_pipeline.nn.training import CHECKPOINT_JSON, train
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.schema import Schema, conform
 

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from synth_pipeline.device import pick_device
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators.base import BaseGenerator
 from synth_pipeline.schema import Schema
@@ -88,17 +87,17 @@ class SDVGenerator(BaseGenerator):
 
 
 class TorchSDVGenerator(SDVGenerator):
-    """CTGAN / TVAE: SDV 2.0 takes only a boolean `enable_gpu` (cuda:0 when present), so pick_device()
-    decides it; after loading, the model is moved to pick_device() since unpickling picks by itself."""
+    """CTGAN / TVAE: SDV 2.0 takes only a boolean `enable_gpu` (cuda:0 when present), set from the
+    generator's device; after loading, the model is moved to that device since unpickling picks by itself."""
 
     def __init__(self, epochs: int = 300, batch_size: int = 500) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size)
 
     def _options(self) -> dict[str, Any]:
-        return {**self.params, "enable_gpu": pick_device().startswith("cuda"), "verbose": False}
+        return {**self.params, "enable_gpu": self.device.startswith("cuda"), "verbose": False}
 
     def _load_state(self, path: Path) -> None:
         import torch
 
         super()._load_state(path)
-        self._synth._model.set_device(torch.device(pick_device()))
+        self._synth._model.set_device(torch.device(self.device))

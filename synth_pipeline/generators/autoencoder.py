@@ -1,4 +1,4 @@
-"""Tabular variational autoencoder (SDV TVAESynthesizer), trained on pick_device(); `epochs` comes from
+"""Tabular variational autoencoder (SDV TVAESynthesizer), trained on the device the pipeline passes; `epochs` comes from
 config (300 for quality, a few in tests)."""
 
 from synth_pipeline.generators._sdv import TorchSDVGenerator

@@ -36,7 +36,7 @@ class Generator(Protocol):
     def save(self, path: Path) -> None: ...
 
     @classmethod
-    def load(cls, path: Path) -> "Generator": ...
+    def load(cls, path: Path, device: str = "cpu") -> "Generator": ...
 
 
 _REGISTRY = Registry("generator", "synth_pipeline.generators", META_FILE)
@@ -45,12 +45,12 @@ register = _REGISTRY.register  # class decorator: `@register` makes a generator 
 available = _REGISTRY.available
 
 
-def make_generator(name: str, **params) -> Generator:
-    return _REGISTRY.make(name, **params)
+def make_generator(name: str, *, device: str | None = None, **params) -> Generator:
+    return _REGISTRY.make(name, device=device, **params)
 
 
-def load_generator(path: Path) -> Generator:
-    return _REGISTRY.load(path)
+def load_generator(path: Path, *, device: str | None = None) -> Generator:
+    return _REGISTRY.load(path, device=device)
 
 
 def seed_everything(seed: int) -> None:
@@ -70,6 +70,7 @@ class BaseGenerator:
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = params
+        self.device = "cpu"  # set by make_generator / load_generator (the run's ComputeDevice)
         self.schema: Schema | None = None
         self.target: str | None = None
         self.classes: list[str] = []
@@ -162,7 +163,7 @@ class BaseGenerator:
         (path / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, path: Path) -> "BaseGenerator":
+    def load(cls, path: Path, device: str = "cpu") -> "BaseGenerator":
         path = Path(path)
         meta = json.loads((path / META_FILE).read_text())
         if meta["name"] != cls.name:
@@ -171,6 +172,7 @@ class BaseGenerator:
             if not (path / f).is_file() or file_sha256(path / f) != digest:
                 raise GeneratorError(f"{cls.name}: {path / f} is missing or differs from its recorded sha256")
         gen = cls(**meta["params"])
+        gen.device = device
         gen.schema = Schema.from_dict(meta["schema"])
         gen.target = meta["target"]
         gen.classes = list(meta["classes"])

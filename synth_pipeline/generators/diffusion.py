@@ -30,12 +30,12 @@ Model
   logits; g = 1 is the plain conditional model (one forward pass), g > 1 sharpens the class
   (equivalently (1 + w) cond - w null with w = g - 1), g = 0 is the unconditional model.
   Without a categorical target the model is unconditional and the target an ordinary column.
-Training: the shared `_torch.train` loop (seeded batching, tqdm bar with the loss, a checkpoint every
+Training: the shared `nn.training.train` loop (seeded batching, tqdm bar with the loss, a checkpoint every
 epoch when `checkpoint_dir` is set and resume from it). AdamW; an exponential moving average of the
 weights (`ema_decay`, 0.999) is what is sampled from and what the validation diffusion loss (10% of
 the rows, fixed noise draws) scores for early stopping (`patience` epochs), best epoch kept. On
 FLCHAIN at 100 epochs the average lifts column shapes from 0.927 to 0.972 and pair trends from 0.910
-to 0.958. CUDA when pick_device() finds it. Encoding is the shared `TableEncoder(numeric="quantile")`.
+to 0.958. On the device the pipeline passes (CUDA when present). Encoding is the shared `TableEncoder(numeric="quantile")`.
 State: the EMA denoiser's state_dict (loaded with weights_only=True) + JSON encoder/config; no pickle.
 
 Measured (defaults: hidden 128, 3 blocks, batch 256, lr 2e-3, early stopping at patience 50; the
@@ -87,9 +87,9 @@ from scipy import special
 from torch import nn
 from torch.nn import functional as F
 
-from synth_pipeline.device import pick_device
 from synth_pipeline.errors import GeneratorError
-from synth_pipeline.generators._torch import TableEncoder, load_modules, save_modules, train, write_json
+from synth_pipeline.generators.encoding import TableEncoder
+from synth_pipeline.nn.training import load_modules, save_modules, train, write_json
 from synth_pipeline.generators.base import BaseGenerator, register
 from synth_pipeline.schema import Schema, conform
 
@@ -344,7 +344,6 @@ class DiffusionGenerator(BaseGenerator):
         c = self._class_index(labels)
         counts = labels.value_counts(dropna=False) if self.classes else pd.Series(dtype=int)
         self.class_freq = {("" if pd.isna(k) else str(k)): int(v) for k, v in counts.items()}
-        self.device = pick_device()
         model = self._build().to(self.device)
         ema = _EMA(model, p["ema_decay"]).to(self.device)
         ab = cosine_alpha_bar().to(self.device)
@@ -450,7 +449,6 @@ class DiffusionGenerator(BaseGenerator):
         self.class_freq, self.training = cfg["class_freq"], cfg["training"]
         self.digest_key, self.train_digests = cfg.get("digest_key", ""), cfg.get("train_digests", [])
         self.dropout = float(cfg.get("dropout", 0.0))  # inactive in eval mode; kept for the record
-        self.device = pick_device()
         self.model = self._build()
         load_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model}, device="cpu")
         self.model.to(self.device).eval()

@@ -1,4 +1,4 @@
-"""GANs for tables, trained on pick_device(); `epochs` comes from config (300 for quality, a few in tests).
+"""GANs for tables, trained on the device the pipeline passes; `epochs` comes from config (300 for quality, a few in tests).
 
 - `ctgan`: SDV's CTGANSynthesizer (mode-specific normalisation plus a conditional generator).
 - `cwgan_gp`: our own conditional WGAN-GP in torch (see its class), class-conditioned sampling by
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from synth_pipeline.generators._sdv import TorchSDVGenerator
-from synth_pipeline.generators._torch import TableEncoder
+from synth_pipeline.generators.encoding import TableEncoder
 from synth_pipeline.generators.base import BaseGenerator, register
 
 
@@ -24,7 +24,7 @@ class CTGANGenerator(TorchSDVGenerator):
 
 
 # ================================================================================================
-# cwgan_gp: the pipeline's own conditional WGAN-GP (torch), built on generators/_torch.py
+# cwgan_gp: the pipeline's own conditional WGAN-GP (torch), built on generators/encoding.py and nn/training.py
 # ================================================================================================
 
 _TORCH_STATE = "cwgan_gp.pt"
@@ -35,7 +35,7 @@ VAL_FAKES = 2000
 
 def _class_mmd(fake, cf, real, cr) -> float:
     """Squared MMD between generated and real rows within each class, weighted by the real class share."""
-    from synth_pipeline.generators._torch import mmd_rbf
+    from synth_pipeline.generators.encoding import mmd_rbf
 
     lf, lr = cf.argmax(1), cr.argmax(1)
     total = 0.0
@@ -127,7 +127,7 @@ def _networks(data_dim: int, cond_dim: int, cfg: dict):
 
 @register
 class ConditionalWGANGP(BaseGenerator):
-    """Conditional WGAN-GP for tables, our own torch implementation (generators/_torch.py).
+    """Conditional WGAN-GP for tables, our own torch implementation (generators/encoding.py, nn/training.py).
 
     - Encoding: `TableEncoder` with mode-specific normalisation (numeric="gmm", default) or normal
       scores (numeric="quantile") for numeric columns, missing flags, one-hot categoricals. With a
@@ -208,9 +208,6 @@ class ConditionalWGANGP(BaseGenerator):
         return bool(self.classes)
 
     def _build(self) -> None:
-        from synth_pipeline.device import pick_device
-
-        self.device = pick_device()
         self.gen, self.critic = _networks(self.encoder.dim, self.cond_dim, self.net_cfg)
         self.gen.to(self.device)
         self.critic.to(self.device)
@@ -225,7 +222,9 @@ class ConditionalWGANGP(BaseGenerator):
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
         import torch
 
-        from synth_pipeline.generators._torch import activate, hard_sample, mmd_rbf, train
+        from synth_pipeline.generators.encoding import activate, hard_sample, mmd_rbf
+
+        from synth_pipeline.nn.training import train
 
         p = self.params
         if self._conditional:
@@ -327,7 +326,9 @@ class ConditionalWGANGP(BaseGenerator):
     def _draw(self, k: int, seed: int, label: str | None) -> pd.DataFrame:
         import torch
 
-        from synth_pipeline.generators._torch import activate, num_threads
+        from synth_pipeline.generators.encoding import activate
+
+        from synth_pipeline.nn.training import num_threads
 
         rng = np.random.default_rng(seed)
         if label is not None:
@@ -351,7 +352,7 @@ class ConditionalWGANGP(BaseGenerator):
         return out
 
     def _save_state(self, path: Path) -> list[str]:
-        from synth_pipeline.generators._torch import save_modules, write_json
+        from synth_pipeline.nn.training import save_modules, write_json
 
         save_modules(path / _TORCH_STATE, {"generator": self.gen, "critic": self.critic})
         write_json(path / _JSON_STATE, {
@@ -361,7 +362,7 @@ class ConditionalWGANGP(BaseGenerator):
         return [_TORCH_STATE, _JSON_STATE]
 
     def _load_state(self, path: Path) -> None:
-        from synth_pipeline.generators._torch import load_modules
+        from synth_pipeline.nn.training import load_modules
 
         state = json.loads((path / _JSON_STATE).read_text())
         self.encoder = TableEncoder.from_json(state["encoder"])

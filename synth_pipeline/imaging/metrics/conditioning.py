@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from synth_pipeline.errors import BadInput
-from synth_pipeline.generators._torch import num_threads, train
+from synth_pipeline.nn.training import num_threads, train
 from synth_pipeline.generators.base import seed_everything
 from synth_pipeline.imaging.metrics.features import as_images, resize
 from synth_pipeline.imaging.metrics.similarity import bootstrap_mean_ci

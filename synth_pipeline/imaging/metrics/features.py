@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from synth_pipeline.errors import BadInput
-from synth_pipeline.generators._torch import num_threads
+from synth_pipeline.nn.training import num_threads
 from synth_pipeline.imaging.slices import SliceSet
 
 ARCH = "inception-lite-96"

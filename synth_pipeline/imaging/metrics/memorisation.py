@@ -21,7 +21,8 @@ import numpy as np
 from synth_pipeline.imaging.metrics.features import FeatureNet, as_images, extract, feature_net
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
-from synth_pipeline.metrics.privacy import dcr_histogram, nearest, wilson_interval
+from synth_pipeline.metrics.distances import dcr_histogram, wilson_interval
+from synth_pipeline.neighbors import nearest
 
 NEAR_EXACT_RMS = 0.01  # 0.5% of the [-1, 1] range per pixel: visually identical
 N_WORST = 8

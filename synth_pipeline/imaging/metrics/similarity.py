@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from synth_pipeline.errors import BadInput
-from synth_pipeline.generators._torch import num_threads
+from synth_pipeline.nn.training import num_threads
 from synth_pipeline.imaging.metrics.features import as_images
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult

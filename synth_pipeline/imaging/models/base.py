@@ -33,11 +33,11 @@ available_image_generators = _REGISTRY.available
 load_image_generator = _REGISTRY.load
 
 
-def make_image_generator(name: str, **params: Any) -> "ImageGenerator":
+def make_image_generator(name: str, *, device: str | None = None, **params: Any) -> "ImageGenerator":
     budget = params.get("budget", "default")
     if budget not in BUDGETS:
         raise BadInput(f"unknown budget '{budget}'; choose one of: {', '.join(BUDGETS)}")
-    return _REGISTRY.make(name, **params)
+    return _REGISTRY.make(name, device=device, **params)
 
 
 class ImageGenerator:
@@ -51,9 +51,9 @@ class ImageGenerator:
     # What a parameter added later meant for models saved before it existed (their params lack it).
     saved_before: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, budget: str = "default", device: str = "cpu", **params: Any) -> None:
+    def __init__(self, budget: str = "default", **params: Any) -> None:
         self.budget = budget
-        self.device = device
+        self.device = "cpu"  # set by make_image_generator / load_image_generator (the run's ComputeDevice)
         self.params: dict[str, Any] = params
         self.size: int | None = None
         self.modules: dict[str, Any] = {}
@@ -111,7 +111,8 @@ class ImageGenerator:
         for fname, digest in meta["files"].items():
             if file_sha256(path / fname) != digest:
                 raise GeneratorError(f"{path / fname}: sha256 differs from {META_FILE}; refusing to load")
-        gen = cls(budget=meta["budget"], device=device, **{**cls.saved_before, **meta["params"]})
+        gen = cls(budget=meta["budget"], **{**cls.saved_before, **meta["params"]})
+        gen.device = device
         gen.size = meta["size"]
         gen.history = meta.get("history", [])
         gen.modules = gen._build(gen.size)

@@ -36,9 +36,9 @@ class CopyControl(ImageGenerator):
     summary = "control: returns the training slice nearest each position; the gate must refuse it"
     conditional = True
 
-    def __init__(self, budget: str = "default", device: str = "cpu", n_slices: int = 0) -> None:
+    def __init__(self, budget: str = "default", n_slices: int = 0) -> None:
         """`n_slices` is set by fit (it sizes the buffers, so that load can rebuild them)."""
-        super().__init__(budget=budget, device=device, n_slices=n_slices)
+        super().__init__(budget=budget, n_slices=n_slices)
 
     def _build(self, size: int) -> dict[str, Any]:
         return {"store": SliceStore(self.params["n_slices"], size)}

@@ -21,7 +21,7 @@ Model
 - EMA of the weights (`ema_decay`, 0.995, warmed up as (1+n)/(10+n)) is what is sampled from and what
   the validation loss scores: over the few hundred to few thousand steps of these budgets it smooths
   the last steps' noise out, while 0.999 would still be dominated by the early, poor weights.
-Training: the shared `_torch.train` loop (seeded batches, early stopping on the denoising loss of 10%
+Training: the shared `nn.training.train` loop (seeded batches, early stopping on the denoising loss of 10%
 held-out slices at fixed seeded timesteps and noise, checkpoints + resume when `checkpoint_dir` is
 given). Deterministic on CPU: same seed and slices -> same weights; `sample` draws only from a local
 generator seeded by its `seed`. `sample(..., shared_noise=True)` starts every slice from one noise
@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from synth_pipeline.generators._torch import num_threads, train
+from synth_pipeline.nn.training import num_threads, train
 from synth_pipeline.generators.base import seed_everything
 from synth_pipeline.generators.diffusion import _EMA
 from synth_pipeline.imaging.models._gan_nets import fourier_features
@@ -174,7 +174,7 @@ class DiffusionGenerator(ImageGenerator):
     conditional = True
     saved_before = {"prediction": "epsilon"}
 
-    def __init__(self, budget: str = "default", device: str = "cpu", **params: Any) -> None:
+    def __init__(self, budget: str = "default", **params: Any) -> None:
         unknown = set(params) - set(BUDGETS["default"]) - set(COMMON)
         if unknown:
             raise TypeError(f"unknown parameters {sorted(unknown)}")
@@ -184,7 +184,7 @@ class DiffusionGenerator(ImageGenerator):
             raise TypeError(f"prediction must be one of {', '.join(PREDICTIONS)}")
         if params.get("schedule", COMMON["schedule"]) not in NoiseSchedules:
             raise TypeError(f"schedule must be one of {', '.join(NoiseSchedules.names)}")
-        super().__init__(budget=budget, device=device, **{**COMMON, **BUDGETS[budget], **params})
+        super().__init__(budget=budget, **{**COMMON, **BUDGETS[budget], **params})
         self._shared_noise = False
 
     def _build(self, size: int) -> dict[str, Any]:

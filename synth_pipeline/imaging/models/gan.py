@@ -13,7 +13,7 @@ scales with a power-of-two size >= 16). The R3GAN models reuse that backbone wit
 in the discriminator, not the paper's modernised ResNet: it is the objective that is R3GAN here.
 Budgets count discriminator updates (`GAN_BUDGETS`; `steps=` / `width=` override them): wgan_gp thus
 makes steps / n_critic generator updates, the others one per discriminator update. Training goes
-through `generators._torch.train` (seeded batches, progress bar, a checkpoint per epoch and resume
+through `nn.training.train` (seeded batches, progress bar, a checkpoint per epoch and resume
 with `checkpoint_dir`). A GAN has no validation loss to stop on, so every budgeted step runs.
 """
 
@@ -63,10 +63,9 @@ class TorchGAN(ImageGenerator):
     betas: ClassVar[tuple[float, float]] = (0.5, 0.999)
     n_critic: ClassVar[int] = 1
 
-    def __init__(self, budget: str = "default", device: str = "cpu", *, steps: int | None = None,
-                 width: int | None = None) -> None:
+    def __init__(self, budget: str = "default", *, steps: int | None = None, width: int | None = None) -> None:
         overrides = {k: int(v) for k, v in (("steps", steps), ("width", width)) if v is not None}
-        super().__init__(budget=budget, device=device, **overrides)
+        super().__init__(budget=budget, **overrides)
 
     @property
     def spec(self) -> GanBudget:
@@ -95,7 +94,7 @@ class TorchGAN(ImageGenerator):
     def _fit(self, train: SliceSet, seed: int, checkpoint_dir: Path | None) -> None:
         import torch
 
-        from synth_pipeline.generators._torch import train as train_loop
+        from synth_pipeline.nn.training import train as train_loop
         from synth_pipeline.generators.base import seed_everything
 
         spec = self.spec
@@ -144,7 +143,7 @@ class TorchGAN(ImageGenerator):
     def _sample(self, positions: np.ndarray, seed: int) -> np.ndarray:
         import torch
 
-        from synth_pipeline.generators._torch import num_threads
+        from synth_pipeline.nn.training import num_threads
 
         gen = self.modules["generator"].eval()
         z = torch.randn(len(positions), self.spec.z_dim, generator=torch.Generator().manual_seed(seed))

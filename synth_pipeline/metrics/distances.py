@@ -1,0 +1,40 @@
+"""Summaries of distance-to-closest-record samples that both arms report: the Wilson interval of a
+rate and the shared-edge DCR histogram."""
+
+import math
+
+import numpy as np
+
+HISTOGRAM_BINS = 30
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (stays inside [0, 1] and sane near 0 and 1)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def dcr_quantiles(d: np.ndarray) -> dict[str, float]:
+    p5, p50 = np.percentile(d[:, 0], [5, 50])
+    return {"p5": float(p5), "p50": float(p50)}
+
+
+def dcr_histogram(syn: np.ndarray, hold: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict:
+    """Counts of synthetic->train and holdout->train DCR on shared bin edges: `bins` equal bins from 0
+    to the 99th percentile of both samples pooled (the far tail would squash the informative part);
+    distances beyond the last edge are counted in `above_last_edge`, so counts + above = n."""
+    pooled = np.concatenate([syn, hold])
+    top = float(np.percentile(pooled, 99)) if len(pooled) else 0.0
+    if not top > 0:
+        top = float(pooled.max()) if len(pooled) and pooled.max() > 0 else 1.0
+    edges = np.linspace(0.0, top, bins + 1)
+    out: dict = {"edges": edges.tolist(), "range_quantile": 0.99}
+    for name, d in (("synthetic_to_train", syn), ("holdout_to_train", hold)):
+        out[name] = np.histogram(d, bins=edges)[0].astype(int).tolist()
+    out["above_last_edge"] = {"synthetic_to_train": int((syn > top).sum()), "holdout_to_train": int((hold > top).sum())}
+    return out

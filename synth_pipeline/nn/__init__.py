@@ -1,0 +1,1 @@
+"""Torch infrastructure shared by the tabular and the MRI arm."""
