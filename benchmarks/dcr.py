@@ -1,5 +1,8 @@
 """Benchmark: exact DCR + NNDR (k = 2 nearest reference rows) with synth_pipeline's `nearest` engine
-against scikit-learn's NearestNeighbors(algorithm="brute", n_neighbors=2, n_jobs=-1).
+against scikit-learn's NearestNeighbors(algorithm="brute", n_neighbors=2, n_jobs=-1) and faiss's exact
+`IndexFlatL2` (float32 distances, no re-rank), all three in the same run.
+
+    python benchmarks/dcr.py --rows 100000 --dims 64 --threads 1     # one thread each: the faiss target
 
     python benchmarks/dcr.py --rows 100000 --dims 64             # query = reference size
     python benchmarks/dcr.py --rows 10000 --dims 64 --ref-rows 100000
@@ -23,7 +26,11 @@ regenerated data, so one engine's memory or thread pools cannot flatter or burde
 Agreement: distances equal to 1e-6 relative (absolute 1e-6 × the median nearest distance for the
 exact copies, where sklearn's ||a||² + ||b||² - 2ab formula gives ~1e-7 instead of 0); indices equal
 except where sklearn's neighbour is at exactly our distance (a tie, which we break by lower index).
-The last line printed is `ratio_vs_sklearn=R` with R = sklearn time / our time (R > 1: we are faster).
+faiss returns float32 squared distances: its agreement is judged on indices (ties at our float64
+distance allowed) and distances to 1e-3 relative. `--threads N` pins every engine to N threads (torch
+intra-op, faiss OpenMP, BLAS via threadpoolctl).
+The last lines printed are `ratio_vs_sklearn=R` and `ratio_vs_faiss=F`, each the peer's time / our time
+(> 1: we are faster).
 """
 
 from __future__ import annotations
@@ -64,7 +71,18 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _pin_threads(n: int | None) -> None:
+    if n is None:
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+
+
 def worker(args: argparse.Namespace) -> None:
+    _pin_threads(args.threads)
     query, reference = make_data(args.rows, args.ref_rows, args.dims, args.copies, args.seed)
     if args.worker == "ours":
         sys.path.insert(0, str(ROOT))
@@ -72,11 +90,22 @@ def worker(args: argparse.Namespace) -> None:
 
         def run(q=query, r=reference):
             return nearest(q, r, k=2, block_rows=args.block_rows, block_cols=args.block_cols, backend=args.backend)
+    elif args.worker == "faiss":
+        import faiss
+
+        if args.threads:
+            faiss.omp_set_num_threads(args.threads)
+
+        def run(q=query, r=reference):
+            index = faiss.IndexFlatL2(r.shape[1])
+            index.add(np.ascontiguousarray(r, dtype=np.float32))
+            sq, i = index.search(np.ascontiguousarray(q, dtype=np.float32), 2)
+            return np.sqrt(np.maximum(sq, 0)).astype(np.float64), i
     else:
         from sklearn.neighbors import NearestNeighbors
 
         def run(q=query, r=reference):
-            return NearestNeighbors(n_neighbors=2, algorithm="brute", n_jobs=-1).fit(r).kneighbors(q)
+            return NearestNeighbors(n_neighbors=2, algorithm="brute", n_jobs=args.threads or -1).fit(r).kneighbors(q)
 
     info: dict = {"threads": None, "device": "cpu"}
     if args.worker == "ours":
@@ -86,6 +115,10 @@ def worker(args: argparse.Namespace) -> None:
 
         info["threads"] = torch.get_num_threads()
         info["device"] = pick_device() if args.backend != "numpy" else "cpu"
+    elif args.worker == "faiss":
+        import faiss
+
+        info["threads"] = faiss.omp_get_max_threads()
     else:
         from threadpoolctl import threadpool_info
 
@@ -115,7 +148,8 @@ def run_worker(engine: str, rows: int, ref_rows: int, args: argparse.Namespace, 
     cmd = [sys.executable, __file__, "--worker", engine, "--rows", str(rows), "--ref-rows", str(ref_rows),
            "--dims", str(args.dims), "--copies", str(args.copies), "--seed", str(args.seed),
            "--repeats", str(args.repeats), "--block-rows", str(args.block_rows), "--block-cols",
-           str(args.block_cols), "--backend", args.backend, "--result", result]
+           str(args.block_cols), "--backend", args.backend, "--result", result,
+           *(["--threads", str(args.threads)] if args.threads else [])]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -134,16 +168,16 @@ def run_worker(engine: str, rows: int, ref_rows: int, args: argparse.Namespace, 
     return out
 
 
-def agreement(ours: dict, sk: dict, query: np.ndarray, reference: np.ndarray) -> dict:
+def agreement(ours: dict, sk: dict, query: np.ndarray, reference: np.ndarray, rtol: float = 1e-6) -> dict:
     d, i, sd, si = ours["dist"], ours["idx"], sk["dist"], sk["idx"]
     scale = float(np.median(sd[:, 0]))
-    dist_ok = np.abs(d - sd) <= 1e-6 * np.maximum(sd, scale)
+    dist_ok = np.abs(d - sd) <= rtol * np.maximum(sd, scale)
     differ = i != si
     rows, cols = np.nonzero(differ)
     # a differing index is a tie when sklearn's neighbour lies at exactly our distance (float64 direct)
     diff = query[rows] - reference[si[rows, cols]]
     their = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    ties = their == d[rows, cols]
+    ties = np.abs(their - d[rows, cols]) <= (0.0 if rtol <= 1e-6 else rtol * np.maximum(their, scale))
     return {"dist_ok": bool(dist_ok.all()), "max_rel_dist_diff": float(np.max(np.abs(d - sd) / np.maximum(sd, scale))),
             "index_mismatches": int(differ.sum()), "explained_by_ties": int(ties.sum()),
             "indices_ok": bool(ties.all()), "our_zero_copies": int((d[:, 0] == 0).sum())}
@@ -181,21 +215,27 @@ def compare(rows: int, ref_rows: int, args: argparse.Namespace, tmp: str, sklear
             sk = {"ok": False, "note": "not run: its estimated time exceeds the budget"}
         else:
             sk = run_worker("sklearn", rows, ref_rows, args, tmp, sklearn_budget)
-    row = {"rows": rows, "ref_rows": ref_rows, "dims": args.dims, "ours": ours, "sklearn": sk}
+    fa = {"ok": False, "note": "skipped (--no-faiss)"}
+    if not args.no_faiss:
+        fa = run_worker("faiss", rows, ref_rows, args, tmp, sklearn_budget if sklearn_budget > 0 else args.budget)
+    row = {"rows": rows, "ref_rows": ref_rows, "dims": args.dims, "ours": ours, "sklearn": sk, "faiss": fa}
+    q, r = make_data(rows, ref_rows, args.dims, args.copies, args.seed)
     if ours["ok"] and sk["ok"]:
-        q, r = make_data(rows, ref_rows, args.dims, args.copies, args.seed)
         row["agreement"] = agreement(ours, sk, q, r)
         row["ratio"] = sk["time"] / ours["time"]
+    if ours["ok"] and fa["ok"]:
+        row["faiss_agreement"] = agreement(ours, fa, q, r, rtol=1e-3)
+        row["ratio_faiss"] = fa["time"] / ours["time"]
     return row
 
 
 def table(results: list[dict]) -> str:
     lines = ["| query rows | reference rows | dims | ours: wall s (CPU s) | sklearn brute: wall s (CPU s) "
-             "| ratio (sklearn/ours, wall) "
-             "| ours peak RSS (search Δ) | sklearn peak RSS (search Δ) | agreement |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| ratio (sklearn/ours, wall) | faiss IndexFlatL2: wall s (CPU s) | ratio (faiss/ours, wall) "
+             "| ours peak RSS (search Δ) | sklearn peak RSS (search Δ) | agreement | faiss agreement |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in results:
-        o, s = r["ours"], r["sklearn"]
+        o, s, f = r["ours"], r["sklearn"], r.get("faiss", {"ok": False, "note": "—"})
 
         def cell_t(e):
             return f"{e['time']:.2f} ({e['cpu']:.1f})" if e["ok"] else e["note"]
@@ -206,14 +246,17 @@ def table(results: list[dict]) -> str:
             m = f"{fmt_bytes(e['peak_rss'])} ({fmt_bytes(max(0, e['peak_rss'] - e['base_rss']))})"
             return m + (f"; GPU {fmt_bytes(e['gpu_peak_bytes'])}" if "gpu_peak_bytes" in e else "")
 
-        a = r.get("agreement")
-        agree = "—" if a is None else (
-            ("ok" if a["dist_ok"] and a["indices_ok"] else "**DISAGREE**")
-            + f": max rel. dist diff {a['max_rel_dist_diff']:.1e}, {a['index_mismatches']} index diffs "
-              f"({a['explained_by_ties']} exact ties), {a['our_zero_copies']} exact-zero DCRs")
+        def cell_a(a):
+            return "—" if a is None else (
+                ("ok" if a["dist_ok"] and a["indices_ok"] else "**DISAGREE**")
+                + f": max rel. dist diff {a['max_rel_dist_diff']:.1e}, {a['index_mismatches']} index diffs "
+                  f"({a['explained_by_ties']} ties), {a['our_zero_copies']} exact-zero DCRs")
+
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else "—"
+        ratio_f = f"{r['ratio_faiss']:.2f}" if "ratio_faiss" in r else "—"
         lines.append(f"| {r['rows']:,} | {r['ref_rows']:,} | {r['dims']} | {cell_t(o)} | {cell_t(s)} | {ratio} "
-                     f"| {cell_m(o)} | {cell_m(s)} | {agree} |")
+                     f"| {cell_t(f)} | {ratio_f} | {cell_m(o)} | {cell_m(s)} | {cell_a(r.get('agreement'))} "
+                     f"| {cell_a(r.get('faiss_agreement'))} |")
     return "\n".join(lines)
 
 
@@ -237,14 +280,16 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="searches per engine; the best time is reported")
     p.add_argument("--block-rows", type=int, default=1024)
     p.add_argument("--block-cols", type=int, default=16384)
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy", "faiss"])
     p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument("--no-faiss", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="pin every engine to this many threads (default: each its own)")
     p.add_argument("--scaling", action="store_true",
                    help="10k, 100k and 1M query rows against a 100k reference; writes benchmarks/RESULTS.md")
     p.add_argument("--budget", type=float, default=600.0,
                    help="seconds allowed per engine process (scaling: an engine is skipped at a size where "
                         "its time at the previous size, scaled by the rows, predicts more)")
-    p.add_argument("--worker", choices=["ours", "sklearn"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["ours", "sklearn", "faiss"], help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.ref_rows = args.ref_rows or args.rows
@@ -289,6 +334,8 @@ def main() -> None:
     else:
         # scaling mode: the ratio at the largest size where both ran
         print(f"ratio_vs_sklearn={ratios[-1]:.3f}")
+    ratios_f = [r["ratio_faiss"] for r in results if "ratio_faiss" in r]
+    print(f"ratio_vs_faiss={ratios_f[-1]:.3f}" if ratios_f else "ratio_vs_faiss=nan")
     if bad:
         sys.exit(1)
 
