@@ -1,0 +1,23 @@
+"""A refusal says what to try: the advice fits the failure and names a measured alternative."""
+
+from synth_pipeline.remedies import ROW_COPYING, remedy
+
+
+def test_a_row_copying_generator_is_sent_to_a_model_based_one():
+    for gen in sorted(ROW_COPYING):
+        text = remedy("dcr_gate", reason="dcr_gate refused: memorisation rate 1.000 > 0.10", generator=gen)
+        assert "--generator gaussian_copula" in text and gen in text
+
+
+def test_the_advice_never_names_the_generator_that_just_failed():
+    for gate in ("dcr_gate", "tstr_gate", "inference_gate", "fidelity_gate"):
+        for gen in ("gaussian_copula", "diffusion", "tvae"):
+            assert f"--generator {gen}" not in remedy(gate, reason="refused", generator=gen)
+
+
+def test_lack_of_evidence_asks_for_rows_only_when_a_checked_number_exists():
+    reason = "linkability_gate refused, not enough evidence: linkability risk 0.010 (95% CI 0.000–0.120)"
+    with_rows = remedy("linkability_gate", reason=reason, generator="gaussian_copula", detail={"rows_needed": 640})
+    without = remedy("linkability_gate", reason=reason, generator="gaussian_copula", detail={})
+    assert "640" in with_rows and "holdout rows" in with_rows
+    assert "too small" in without and "rows would be needed" not in without
