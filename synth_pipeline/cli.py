@@ -17,6 +17,8 @@ from pathlib import Path
 from synth_pipeline.errors import BadInput
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+EXIT_CODES = "exit codes: 0 published / passes · 3 refused by a gate (nothing published) · 2 bad input (one line on stderr) · 1 unexpected failure"
+GENERATORS, MRI_MODELS = "synth_pipeline.generators", "synth_pipeline.imaging.models"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,45 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         return {"published": EXIT_OK, "refused": EXIT_REFUSED, "bad_input": EXIT_BAD_INPUT}.get(self.status, EXIT_ERROR)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line on stderr and exit 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message}\n")
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"{seed} must be in [0, 2^32 - 1]")
+    return seed
+
+
+def _out_dir(value: str) -> Path:
+    """The release root: created if missing, refused at once when it is a file or not writable (not
+    after a whole run)."""
+    out = Path(value).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {value}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"--out {value}: cannot create it ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BadInput(f"--out {value}: not writable")
+    return out
+
+
+def _check_name(package: str, what: str, name: str | None, option: str) -> None:
+    from synth_pipeline.registry import check_name
+
+    if name is not None:
+        check_name(package, what, name, option)
 
 
 def _cols(value: str | None) -> tuple[str, ...] | None:
@@ -130,8 +171,10 @@ def cmd_release(args) -> int:
         drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
         on_identifiers=args.on_identifiers,
     )
-    print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {args.out}", file=sys.stderr)
-    outcome = run_release(cfg, Path(args.out), verbose=args.verbose)
+    _check_name(GENERATORS, "generator", cfg.generator, "--generator")
+    out = _out_dir(args.out)
+    print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {out}", file=sys.stderr)
+    outcome = run_release(cfg, out, verbose=args.verbose)
     print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
     return outcome.exit_code
 
@@ -206,11 +249,13 @@ def cmd_reproduce(args) -> int:
 def cmd_mri_release(args) -> int:
     from synth_pipeline.imaging.config import load_mri_config
 
-    from synth_pipeline.imaging.models.base import make_image_generator
-
     cfg = load_mri_config(args.config).with_overrides(
         data=args.data, model=args.model, budget=args.budget, seed=args.seed, size=args.size)
-    make_image_generator(cfg.model, budget=cfg.budget, **cfg.model_params)  # a bad name fails before any work
+    _check_name(MRI_MODELS, "MRI model", cfg.model, "--model")
+    _out_dir(args.out)
+    from synth_pipeline.imaging.models.base import make_image_generator
+
+    make_image_generator(cfg.model, budget=cfg.budget, **cfg.model_params)  # bad parameters fail before any work
     print(f"synth-pipeline: MRI release of {cfg.data} with {cfg.model} ({cfg.budget} budget, seed {cfg.seed}) "
           f"into {args.out}", file=sys.stderr)
     outcome = run_mri_release(cfg, Path(args.out), verbose=args.verbose)
@@ -255,10 +300,30 @@ def cmd_turing_score(args) -> int:
     return EXIT_OK
 
 
-def cmd_generators(args) -> int:
-    from synth_pipeline.generators.base import available
-    from synth_pipeline.imaging.models.base import available_image_generators
+def _parameters(cls: type) -> list[tuple[str, str]]:
+    import inspect
 
+    return [(n, "required" if p.default is inspect.Parameter.empty else repr(p.default))
+            for n, p in inspect.signature(cls.__init__).parameters.items()
+            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def cmd_generators(args) -> int:
+    from synth_pipeline.registry import registered_names
+
+    if args.params and args.params not in registered_names(GENERATORS) + registered_names(MRI_MODELS):
+        _check_name(GENERATORS, "generator", args.params, "--params")
+    from synth_pipeline.generators.base import REGISTRY, available
+    from synth_pipeline.imaging.models.base import REGISTRY as MRI_REGISTRY, available_image_generators
+
+    if args.params:
+        tabular, mri = available(), available_image_generators()
+        for arm, listed, registry in (("tabular generator", tabular, REGISTRY), ("MRI model", mri, MRI_REGISTRY)):
+            if args.params in listed:
+                print(f"{args.params} ({arm}): {listed[args.params]}")
+                for name, default in _parameters(registry[args.params]):
+                    print(f"  {name:18s} default {default}")
+        return EXIT_OK
     for name, summary in available().items():
         print(f"{name:18s} {summary}")
     print("\nMRI models (synth-pipeline mri-release --model NAME):")
@@ -268,70 +333,78 @@ def cmd_generators(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synth-pipeline", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    from synth_pipeline import __version__
 
-    r = sub.add_parser("release", help="run the gated release for one dataset")
-    r.add_argument("--data", help="bundled dataset name (flchain, actg175, gbsg2) or a CSV / Parquet / ARFF path")
-    r.add_argument("--target", help="target column (required for a path)")
-    r.add_argument("--generator", help="generator name (see `synth-pipeline generators`)")
-    r.add_argument("--out", required=True, help="release root folder")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig); flags override it")
+    p = _Parser(prog="synth-pipeline", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"synth-pipeline {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help: str, func, epilog: str = EXIT_CODES) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help, description=help, epilog=epilog)
+        parser.set_defaults(func=func)
+        return parser
+
+    seed_help = "random seed for the split, the fit and the sampling, 0 to 2^32-1 (default 0, or the config's)"
+    r = command("release", "run the gated release for one dataset", cmd_release)
+    r.add_argument("--data", help="bundled dataset name (flchain, actg175, gbsg2) or a CSV / Parquet / ARFF path "
+                                  "(default flchain)")
+    r.add_argument("--target", help="target column (required for a path; bundled tables declare theirs)")
+    r.add_argument("--generator", help="generator name, see `synth-pipeline generators` (default gaussian_copula)")
+    r.add_argument("--out", required=True, help="release root folder (created if missing)")
+    r.add_argument("--seed", type=_seed, help=seed_help)
+    r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig, see docs/); flags override it")
     r.add_argument("--drop", help="comma-separated columns to drop (e.g. leaky outcome columns)")
     r.add_argument("--id-columns", help="comma-separated identifier columns to remove")
     r.add_argument("--on-identifiers", choices=("drop", "refuse"),
                    help="direct identifiers found in a file: drop them (default, listed in the manifest) or refuse")
     r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
-    r.set_defaults(func=cmd_release)
 
-    e = sub.add_parser("evaluate", help="compute the gates and reports for existing tables")
-    e.add_argument("--train", required=True)
-    e.add_argument("--holdout", required=True)
-    e.add_argument("--synthetic", required=True)
-    e.add_argument("--target", required=True)
-    e.add_argument("--seed", type=int)
-    e.add_argument("--config", type=Path)
-    e.add_argument("--json", action="store_true")
-    e.set_defaults(func=cmd_evaluate)
+    e = command("evaluate", "compute the gates and reports for existing tables (no release)", cmd_evaluate)
+    e.add_argument("--train", required=True, help="the real rows the generator was trained on (CSV or Parquet)")
+    e.add_argument("--holdout", required=True, help="real rows never trained on, same columns (CSV or Parquet)")
+    e.add_argument("--synthetic", required=True, help="the candidate synthetic rows, same columns (CSV or Parquet)")
+    e.add_argument("--target", required=True, help="target column (categorical) for TSTR and the attacks")
+    e.add_argument("--seed", type=_seed, help=seed_help)
+    e.add_argument("--config", type=Path, help="JSON run config: thresholds and attack settings (default: defaults)")
+    e.add_argument("--json", action="store_true", help="print every gate and metric as JSON")
 
-    a = sub.add_parser("audit", help="re-verify a published release folder")
-    a.add_argument("release_dir")
-    a.set_defaults(func=cmd_audit)
+    a = command("audit", "re-verify a published release folder",
+                cmd_audit, epilog="exit codes: 0 intact · 1 tampered or incomplete (one line per problem) · 2 bad input")
+    a.add_argument("release_dir", help="the release folder: <root>/<dataset>/<release_id>")
 
-    rp = sub.add_parser("reproduce", help="re-run a release from its manifest and compare")
-    rp.add_argument("release_dir")
-    rp.add_argument("--out", help="where the re-run publishes (default: a temporary folder)")
-    rp.set_defaults(func=cmd_reproduce)
+    rp = command("reproduce", "re-run a release from its manifest and compare with the files on disk", cmd_reproduce,
+                 epilog="exit codes: 0 byte-identical · 1 differs (says what) · 2 bad input")
+    rp.add_argument("release_dir", help="the release folder to reproduce")
+    rp.add_argument("--out", help="where the re-run publishes (default: a temporary folder, removed afterwards)")
 
-    m = sub.add_parser("mri-release", help="run the gated brain-MRI release (slices with positional conditioning)")
-    m.add_argument("--data", help="'default' (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes")
-    m.add_argument("--model", help="dcgan, wgan_gp, r3gan_stacked, r3gan_positional, diffusion, or the copy control")
-    m.add_argument("--out", required=True, help="release root folder")
+    m = command("mri-release", "run the gated brain-MRI release (slices with positional conditioning)", cmd_mri_release)
+    m.add_argument("--data", help="'default' (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes "
+                                  "(default: default)")
+    m.add_argument("--model", help="dcgan, wgan_gp, r3gan_stacked, r3gan_positional, diffusion, or the copy control "
+                                   "(default diffusion)")
+    m.add_argument("--out", required=True, help="release root folder (created if missing)")
     m.add_argument("--budget", choices=("tiny", "default", "full"), help="training budget (default: default)")
-    m.add_argument("--seed", type=int)
+    m.add_argument("--seed", type=_seed, help=seed_help)
     m.add_argument("--size", type=int, choices=(32, 64, 128), help="slice size in pixels (default 32)")
     m.add_argument("--config", type=Path, help="JSON MRI config (keys of MriConfig); flags override it")
     m.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
-    m.set_defaults(func=cmd_mri_release)
 
-    tk = sub.add_parser("turing-kit", help="make a blinded visual Turing test from an MRI release")
+    tk = command("turing-kit", "make a blinded visual Turing test from an MRI release", cmd_turing_kit, epilog="")
     tk.add_argument("release", help="a published MRI release folder")
     tk.add_argument("--out", required=True, help="folder for the montage and the blank answers.csv (hand it to the reader)")
     tk.add_argument("--key-dir", help="where the answer key goes (default: <out>_key, never inside --out)")
     tk.add_argument("--n-each", type=int, default=20, help="real and synthetic slices each (default 20)")
-    tk.add_argument("--seed", type=int, default=0)
-    tk.set_defaults(func=cmd_turing_kit)
+    tk.add_argument("--seed", type=_seed, default=0, help="which slices are drawn (default 0)")
 
-    ts = sub.add_parser("turing-score", help="score a reader's answers.csv against the answer key")
-    ts.add_argument("answers")
-    ts.add_argument("key")
+    ts = command("turing-score", "score a reader's answers.csv against the answer key", cmd_turing_score, epilog="")
+    ts.add_argument("answers", help="the reader's filled-in answers.csv")
+    ts.add_argument("key", help="the answer key written by turing-kit")
     ts.add_argument("--json", action="store_true", help="all figures as JSON")
-    ts.set_defaults(func=cmd_turing_score)
 
-    g = sub.add_parser("generators", help="list the generators")
-    g.set_defaults(func=cmd_generators)
+    g = command("generators", "list the generators and MRI models, or one model's parameters", cmd_generators,
+                epilog="")
+    g.add_argument("--params", metavar="NAME", help="list this generator's parameters (generator_params) and defaults")
     return p
 
 
