@@ -172,16 +172,60 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
-def cmd_audit(args) -> int:
-    from synth_pipeline.release import audit
+def _release_materializations(dagster_home: str, asset: str) -> list[dict]:
+    """The Dagster instance's materializations of the release asset, as plain metadata dicts."""
+    import dagster as dg
 
-    result = audit(Path(args.release_dir))
+    if not Path(dagster_home).is_dir():
+        raise BadInput(f"--dagster-home {dagster_home}: not a directory")
+    out, cursor = [], None
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        while True:
+            page = instance.fetch_materializations(dg.AssetKey(asset), limit=1000, cursor=cursor)
+            for rec in page.records:
+                meta = rec.asset_materialization.metadata if rec.asset_materialization else {}
+                out.append({"run_id": rec.run_id, **{k: getattr(v, "value", v) for k, v in meta.items()}})
+            if not page.has_more:
+                return out
+            cursor = page.cursor
+
+
+def cmd_audit(args) -> int:
+    from synth_pipeline.audit import ASSET_FOR_ARM, audit_release
+    from synth_pipeline.signing import load_public_key
+
+    keys = [load_public_key(Path(k)) for k in args.public_key or ()]
+    records = None
+    if args.dagster_home:
+        try:
+            arm = json.loads((Path(args.release_dir) / "manifest.json").read_text()).get("arm", "tabular")
+        except (OSError, ValueError, AttributeError):
+            arm = "tabular"
+        records = _release_materializations(args.dagster_home, ASSET_FOR_ARM.get(str(arm), "release"))
+    result = audit_release(Path(args.release_dir), public_keys=keys,
+                           ledger_path=Path(args.ledger) if args.ledger else None, materializations=records)
+    for note in result.notes:
+        print(f"{args.release_dir}: note: {note}", file=sys.stdout if result.ok else sys.stderr)
     if result.ok:
         print(f"{args.release_dir}: intact")
         return EXIT_OK
     for p in result.problems:
         print(f"{args.release_dir}: {p}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def cmd_key(args) -> int:
+    """Print the signing key's public half (PEM) or fingerprint; creates the development key if none."""
+    from synth_pipeline.signing import load_signing_key, public_pem
+
+    key = load_signing_key()
+    if args.fingerprint:
+        print(key.fingerprint)
+    else:
+        print(public_pem(key.private.public_key()), end="")
+    kind = "DEVELOPMENT key (set SYNTH_SIGNING_KEY for a real one)" if key.development else "configured key"
+    print(f"{kind}: {key.source}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_reproduce(args) -> int:
@@ -296,9 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
-    a = sub.add_parser("audit", help="re-verify a published release folder")
-    a.add_argument("release_dir")
+    a = sub.add_parser("audit", help="re-verify a published release folder: files, signature, data, ledger, Dagster",
+                       description="exit 0 intact · 1 tampered or incomplete (one line per problem) · 2 bad option")
+    a.add_argument("release_dir", help="<release root>/<dataset>/<release_id>")
+    a.add_argument("--public-key", action="append", metavar="F",
+                   help="trusted Ed25519 public key (PEM, from `synth-pipeline key --public`); repeatable. "
+                        "Without it the signature is checked against this machine's keys, else only for self-consistency")
+    a.add_argument("--ledger", metavar="F", help="the store's ledger.jsonl (default: <release root>/ledger.jsonl)")
+    a.add_argument("--dagster-home", metavar="D",
+                   help="Dagster instance folder: also check that it materialized this release in the manifest's run")
     a.set_defaults(func=cmd_audit)
+
+    k = sub.add_parser("key", help="print the release signing key's public half (PEM) for auditors")
+    k.add_argument("--public", action="store_true", help="print the public key as PEM (the default)")
+    k.add_argument("--fingerprint", action="store_true", help="print the key's sha256 fingerprint instead")
+    k.set_defaults(func=cmd_key)
 
     rp = sub.add_parser("reproduce", help="re-run a release from its manifest and compare")
     rp.add_argument("release_dir")
