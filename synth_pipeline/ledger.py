@@ -3,7 +3,7 @@ release or refusal record, each holding the sha256 of the line before it.
 
 Editing, removing or reordering a line breaks the chain (and the edited line's signature); deleting a
 release or refusal leaves a line whose document is gone; rewriting the whole chain needs the private
-key. Lines are appended under a file lock and fsynced; a line cut short by a crash stays visible as
+key. Lines are appended under an exclusive lock on the ledger file itself and fsynced; a line cut short by a crash stays visible as
 an unreadable line, and the next append chains on it rather than hiding it.
 """
 
@@ -19,7 +19,6 @@ from typing import Any
 from synth_pipeline.signing import PublicKey, SigningKey, sign, verifies
 
 LEDGER_FILE = "ledger.jsonl"
-LOCK_FILE = ".ledger.lock"
 GENESIS = "0" * 64
 
 
@@ -61,9 +60,10 @@ def append(root: Path, *, kind: str, dataset: str, entry_id: str, verdict: str, 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / LEDGER_FILE
-    with open(root / LOCK_FILE, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        existing = path.read_bytes() if path.exists() else b""
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        existing = f.read()
         lines = [raw for raw in existing.split(b"\n") if raw]
         record = {"seq": len(lines) + 1, "kind": kind, "dataset": dataset, "id": entry_id, "verdict": verdict,
                   "document": document, "document_sha256": document_sha256, "at": at,
@@ -71,10 +71,9 @@ def append(root: Path, *, kind: str, dataset: str, entry_id: str, verdict: str, 
                   "key_fingerprint": key.fingerprint}
         record["signature"] = sign(key, _canonical(record))
         prefix = b"\n" if existing and not existing.endswith(b"\n") else b""
-        with open(path, "ab") as f:
-            f.write(prefix + _canonical(record) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+        f.write(prefix + _canonical(record) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
     return record
 
 
@@ -123,7 +122,7 @@ def latest(lines: Sequence[LedgerLine]) -> dict[tuple[str, str, str], LedgerLine
 
 def verify_documents(root: Path, lines: Sequence[LedgerLine]) -> list[str]:
     """Every document the ledger lists still exists with the bytes it was recorded with, and every
-    release folder in the store is in the ledger."""
+    release folder and refusal record in the store is in the ledger."""
     from synth_pipeline.hashing import file_sha256
 
     root = Path(root)
@@ -137,9 +136,12 @@ def verify_documents(root: Path, lines: Sequence[LedgerLine]) -> list[str]:
                             f"is missing (deleted)")
         elif file_sha256(doc) != line.record.get("document_sha256"):
             problems.append(f"{doc.relative_to(root)}: sha256 differs from ledger line {line.number} (changed after it was recorded)")
-    listed = {(d, i) for (k, d, i) in last if k == "release"}
+    listed = {(k, d, i) for (k, d, i) in last}
     for manifest in sorted(root.glob("*/*/manifest.json")):
         dataset, rid = manifest.parent.parent.name, manifest.parent.name
-        if (dataset, rid) not in listed:
-            problems.append(f"release {dataset}/{rid}: not in the ledger (published outside the pipeline)")
+        if ("release", dataset, rid) not in listed:
+            problems.append(f"release {dataset}/{rid}: not in the ledger (published outside the pipeline, or its line removed)")
+    for record in sorted(root.glob("*/refusals/*.json")):
+        if ("refusal", record.parent.parent.name, record.stem) not in listed:
+            problems.append(f"refusal record {record.relative_to(root)}: not in the ledger (its line removed)")
     return problems

@@ -39,7 +39,7 @@ def test_the_copy_control_is_refused_and_nothing_is_published(folder, tmp_path, 
     assert _release(folder, out, "copy", _config(tmp_path)) == 3
     err = capsys.readouterr().err
     assert "mri_memorisation_gate" in err and "memorisation pixel 1.000" in err and "exact copies" in err
-    (dataset,) = [d for d in out.iterdir()]
+    (dataset,) = [d for d in out.iterdir() if d.is_dir()]
     assert sorted(p.name for p in dataset.iterdir()) == ["refusals"]
     (record,) = (dataset / "refusals").glob("*.json")
     doc = json.loads(record.read_text())
