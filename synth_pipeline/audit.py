@@ -139,10 +139,12 @@ def ledger_problems(d: Path, manifest_bytes: bytes, manifest: Mapping[str, Any],
         problems.append(f"ledger: no line for release {dataset}/{rid} (not published by the pipeline, or its line was removed)")
     elif line.record.get("document_sha256") != hashlib.sha256(manifest_bytes).hexdigest():
         problems.append(f"manifest.json: sha256 differs from ledger line {line.number} (manifest changed after publishing)")
-    problems += [p for p in ledger.verify_documents(root, check.lines)
-                 if not p.startswith(f"{dataset}/{rid}/manifest.json:")]  # said just above
-    if d.resolve().parent.parent != root.resolve():
-        notes.append(f"ledger {path} is not this release's store; only its line for this release applies")
+    if d.resolve().parent.parent == root.resolve():
+        problems += [p for p in ledger.verify_documents(root, check.lines)
+                     if not p.startswith(f"{dataset}/{rid}/manifest.json:")]  # said just above
+    else:
+        notes.append(f"ledger {path} is not next to this release: chain and this release's line checked, "
+                     f"not the store's other documents")
     return problems, notes
 
 
@@ -163,6 +165,21 @@ def dagster_problems(manifest: Mapping[str, Any], records: Sequence[Mapping[str,
     return []
 
 
+_FIELD_TYPES = {"release_id": str, "dataset": str, "synthetic_sha256": str, "signing": dict, "dagster": dict,
+                "schema": dict, "n_rows": int, "n_slices": int, "generator": str, "model": str, "arm": str}
+
+
+def shape_problems(manifest: Mapping[str, Any]) -> list[str]:
+    """Fields the audit reads must have their documented types (docs/manifest.schema.json), so a
+    malformed manifest is one line, not a crash."""
+    problems = [f"manifest.json: {name!r} is {type(manifest[name]).__name__}, expected {kind.__name__}"
+                for name, kind in _FIELD_TYPES.items() if name in manifest and not isinstance(manifest[name], kind)]
+    columns = (manifest.get("schema") or {}).get("columns", []) if isinstance(manifest.get("schema"), dict) else []
+    if not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns):
+        problems.append("manifest.json: schema.columns is not a list of column objects")
+    return problems
+
+
 def audit_release(release_dir: Path, *, public_keys: Sequence[PublicKey] = (), ledger_path: Path | None = None,
                   materializations: Sequence[Mapping[str, Any]] | None = None) -> AuditResult:
     """Every check in the module docstring. `public_keys`: trusted keys (else this machine's own);
@@ -181,6 +198,8 @@ def audit_release(release_dir: Path, *, public_keys: Sequence[PublicKey] = (), l
     if not isinstance(manifest, dict):
         return files
     problems, notes = list(files.problems), []
+    if shape := shape_problems(manifest):
+        return AuditResult(False, tuple(problems + shape))
     if manifest.get("manifest_version") != MANIFEST_VERSION:
         problems.append(f"manifest.json: manifest_version {manifest.get('manifest_version')!r}, expected {MANIFEST_VERSION}")
     keys = list(public_keys) or local_public_keys()

@@ -262,6 +262,8 @@ def audit(release_dir: Path) -> AuditResult:
     if not isinstance(manifest, dict):
         return AuditResult(False, (f"{mpath}: not a JSON object",))
     files = manifest.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return AuditResult(False, (f"{mpath}: 'files' is not a mapping of file name to sha256",))
     for name in REQUIRED_FILES.get(manifest.get("arm", "tabular"), RELEASE_FILES):
         if name != "manifest.json" and name not in files:
             problems.append(f"{name}: not listed in manifest")

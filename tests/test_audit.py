@@ -369,3 +369,32 @@ def test_configured_key_signs_and_a_bad_key_file_is_one_clear_error(tmp_path, mo
     with pytest.raises(BadInput, match="SYNTH_SIGNING_KEY .*release-key.pem: not an unencrypted PEM private key"):
         publish(tmp_path / "out", "flchain", "r2", {}, {})
     assert not (tmp_path / "out" / "flchain" / "r2").exists()
+
+
+def test_a_copied_ledger_checks_this_release_on_another_machine(store, tmp_path):
+    machine = tmp_path / "elsewhere"
+    shutil.copytree(store.first, machine / store.first.name)
+    shutil.copy(store.root / ledger.LEDGER_FILE, machine / "ledger-copy.jsonl")
+    result = _audit(machine / store.first.name, store, ledger_path=machine / "ledger-copy.jsonl")
+    assert result.ok, result.problems
+    assert any("not next to this release" in n for n in result.notes)
+    lines = _ledger_lines(store.root)
+    (machine / "ledger-copy.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    problems = _audit(machine / store.first.name, store, ledger_path=machine / "ledger-copy.jsonl").problems
+    assert _has(problems, "ledger: no line for release", store.first.name)
+    assert _has(problems, "ledger line 1: does not chain")
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda m: [m],
+    lambda m: {**m, "files": ["synthetic.parquet"]},
+    lambda m: {**m, "schema": "flchain"},
+    lambda m: {**m, "n_rows": "480"},
+    lambda m: {**m, "signing": None},
+])
+def test_malformed_manifest_is_one_line_not_a_crash(store, tmp_path, mangle):
+    s = _copy(store, tmp_path)
+    m = json.loads((s.first / "manifest.json").read_text())
+    (s.first / "manifest.json").write_text(json.dumps(mangle(m)))
+    result = _audit(s.first, s)
+    assert not result.ok and any(p.startswith("manifest.json:") or "manifest.json" in p for p in result.problems)
