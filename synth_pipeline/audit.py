@@ -27,7 +27,9 @@ ASSET_FOR_ARM = {"tabular": "release", "mri": "mri_release"}
 
 
 def signature_problems(d: Path, manifest: Mapping[str, Any], keys: Sequence[PublicKey]) -> tuple[list[str], list[str]]:
-    """(problems, notes) of manifest.sig against `keys` (trusted), else the key inside it."""
+    """(problems, notes) of manifest.sig: under the auditor's keys when given (any other signer is a
+    problem), else under this machine's key of the same fingerprint, else only under the key inside
+    manifest.sig (self-consistency, which the note says)."""
     sig_path = d / SIGNATURE_FILE
     if not sig_path.is_file():
         return [f"{SIGNATURE_FILE}: missing (the release is not signed)"], []
@@ -43,9 +45,10 @@ def signature_problems(d: Path, manifest: Mapping[str, Any], keys: Sequence[Publ
     if (manifest.get("signing") or {}).get("key_fingerprint") != fp:
         problems.append(f"{SIGNATURE_FILE}: signed by key {fp[:16]}…, but the manifest names key "
                         f"{str((manifest.get('signing') or {}).get('key_fingerprint'))[:16]}…")
-    trusted = {k.fingerprint: k for k in keys}
-    if trusted:
-        key = trusted.get(fp)
+    trusted = {k.fingerprint: k for k in keys if k.trusted}
+    local = {k.fingerprint: k for k in keys if not k.trusted}
+    if trusted or fp in local:
+        key = trusted.get(fp) or (None if trusted else local[fp])
         if key is None:
             return [*problems, f"{SIGNATURE_FILE}: signed by key {fp[:16]}…, not by the trusted key "
                     f"{', '.join(f[:16] + '…' for f in trusted)} (re-signed with another key?)"], []
@@ -125,27 +128,37 @@ def mri_problems(d: Path, manifest: Mapping[str, Any]) -> tuple[list[str], list[
     return problems, ["MRI candidate hash not recomputed (positions.csv rounds positions); slice counts checked"]
 
 
-def ledger_problems(d: Path, manifest_bytes: bytes, manifest: Mapping[str, Any], path: Path, keys: Sequence[PublicKey],
-                    ) -> tuple[list[str], list[str]]:
-    """This release's line in the ledger, the whole chain, and the documents every line lists."""
+def store_problems(root: Path, keys: Sequence[PublicKey]) -> tuple[list[str], list[str], ledger.ChainCheck]:
+    """The whole chain of `<root>/ledger.jsonl` and the documents every line lists."""
+    check = ledger.verify_chain(root / ledger.LEDGER_FILE, keys)
+    return [*check.problems, *ledger.verify_documents(root, check.lines)], list(check.notes), check
+
+
+def release_line_problems(manifest_bytes: bytes, manifest: Mapping[str, Any], check: ledger.ChainCheck) -> list[str]:
+    """This release's latest ledger line records exactly these manifest bytes."""
     import hashlib
 
-    check = ledger.verify_chain(path, keys)
-    problems, notes = list(check.problems), list(check.notes)
-    root = path.parent
     rid, dataset = str(manifest.get("release_id")), str(manifest.get("dataset"))
     line = ledger.latest(check.lines).get(("release", dataset, rid))
     if line is None:
-        problems.append(f"ledger: no line for release {dataset}/{rid} (not published by the pipeline, or its line was removed)")
-    elif line.record.get("document_sha256") != hashlib.sha256(manifest_bytes).hexdigest():
-        problems.append(f"manifest.json: sha256 differs from ledger line {line.number} (manifest changed after publishing)")
-    if d.resolve().parent.parent == root.resolve():
-        problems += [p for p in ledger.verify_documents(root, check.lines)
-                     if not p.startswith(f"{dataset}/{rid}/manifest.json:")]  # said just above
+        return [f"ledger: no line for release {dataset}/{rid} (not published by the pipeline, or its line was removed)"]
+    if line.record.get("document_sha256") != hashlib.sha256(manifest_bytes).hexdigest():
+        return [f"manifest.json: sha256 differs from ledger line {line.number} (manifest changed after publishing)"]
+    return []
+
+
+def ledger_problems(d: Path, manifest_bytes: bytes, manifest: Mapping[str, Any], path: Path, keys: Sequence[PublicKey],
+                    ) -> tuple[list[str], list[str]]:
+    """This release's line in the ledger, the whole chain, and (in its own store) every listed document."""
+    if d.resolve().parent.parent == path.parent.resolve():
+        problems, notes, check = store_problems(path.parent, keys)
+        mine = f"{manifest.get('dataset')}/{manifest.get('release_id')}/manifest.json:"
+        problems = [p for p in problems if not p.startswith(mine)]  # said by release_line_problems
     else:
-        notes.append(f"ledger {path} is not next to this release: chain and this release's line checked, "
-                     f"not the store's other documents")
-    return problems, notes
+        check = ledger.verify_chain(path, keys)
+        problems, notes = list(check.problems), [*check.notes, f"ledger {path} is not next to this release: chain and "
+                                                                 f"this release's line checked, not the store's other documents"]
+    return [*problems, *release_line_problems(manifest_bytes, manifest, check)], notes
 
 
 def dagster_problems(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -181,10 +194,12 @@ def shape_problems(manifest: Mapping[str, Any]) -> list[str]:
 
 
 def audit_release(release_dir: Path, *, public_keys: Sequence[PublicKey] = (), ledger_path: Path | None = None,
-                  materializations: Sequence[Mapping[str, Any]] | None = None) -> AuditResult:
+                  materializations: Sequence[Mapping[str, Any]] | None = None,
+                  store_check: ledger.ChainCheck | None = None) -> AuditResult:
     """Every check in the module docstring. `public_keys`: trusted keys (else this machine's own);
     `ledger_path`: the store's ledger (default: `<store>/ledger.jsonl` two levels up);
-    `materializations`: the Dagster instance's records of the release asset (None: not checked)."""
+    `materializations`: the Dagster instance's records of the release asset (None: not checked);
+    `store_check`: the store's chain, already verified by `audit_store` (then only this release's line)."""
     d = Path(release_dir)
     files = audit(d)
     mpath = d / "manifest.json"
@@ -213,7 +228,9 @@ def audit_release(release_dir: Path, *, public_keys: Sequence[PublicKey] = (), l
     else:
         problems += tabular_problems(d, manifest)
     store_ledger = ledger_path or d.parent.parent / ledger.LEDGER_FILE
-    if store_ledger.is_file():
+    if store_check is not None:
+        problems += release_line_problems(manifest_bytes, manifest, store_check)
+    elif store_ledger.is_file():
         p, n = ledger_problems(d, manifest_bytes, manifest, store_ledger, keys)
         problems += p
         notes += n
@@ -225,4 +242,28 @@ def audit_release(release_dir: Path, *, public_keys: Sequence[PublicKey] = (), l
         problems += dagster_problems(manifest, materializations)
     else:
         notes.append("Dagster record not checked (pass --dagster-home)")
+    return AuditResult(not problems, tuple(problems), tuple(notes))
+
+
+def audit_store(root: Path, *, public_keys: Sequence[PublicKey] = (),
+                materializations: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> AuditResult:
+    """A whole release store: the ledger chain and every document it lists once, then every release
+    folder in it (problems prefixed with `<dataset>/<release_id>`). `materializations`: by asset name."""
+    root = Path(root)
+    keys = list(public_keys) or local_public_keys()
+    if not (root / ledger.LEDGER_FILE).is_file():
+        return AuditResult(False, (f"{root / ledger.LEDGER_FILE}: missing (not a release store?)",))
+    problems, notes, check = store_problems(root, keys)
+    for manifest in sorted(root.glob("*/*/manifest.json")):
+        d = manifest.parent
+        records = None
+        if materializations is not None:
+            try:
+                arm = json.loads(manifest.read_text()).get("arm", "tabular")
+            except (ValueError, AttributeError):
+                arm = "tabular"
+            records = materializations.get(ASSET_FOR_ARM.get(str(arm), "release"), [])
+        result = audit_release(d, public_keys=keys, materializations=records, store_check=check)
+        problems += [f"{d.relative_to(root)}: {p}" for p in result.problems]
+        notes += [n for n in result.notes if n not in notes]
     return AuditResult(not problems, tuple(problems), tuple(notes))

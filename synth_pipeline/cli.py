@@ -190,27 +190,35 @@ def _release_materializations(dagster_home: str, asset: str) -> list[dict]:
             cursor = page.cursor
 
 
+def _release_arm(release_dir: Path) -> str:
+    try:
+        return str(json.loads((release_dir / "manifest.json").read_text()).get("arm", "tabular"))
+    except (OSError, ValueError, AttributeError):
+        return "tabular"  # the audit itself reports an unreadable manifest
+
+
 def cmd_audit(args) -> int:
-    from synth_pipeline.audit import ASSET_FOR_ARM, audit_release
+    from synth_pipeline.audit import ASSET_FOR_ARM, audit_release, audit_store
+    from synth_pipeline.ledger import LEDGER_FILE
     from synth_pipeline.signing import load_public_key
 
+    d = Path(args.release_dir)
     keys = [load_public_key(Path(k)) for k in args.public_key or ()]
-    records = None
-    if args.dagster_home:
-        try:
-            arm = json.loads((Path(args.release_dir) / "manifest.json").read_text()).get("arm", "tabular")
-        except (OSError, ValueError, AttributeError):
-            arm = "tabular"
-        records = _release_materializations(args.dagster_home, ASSET_FOR_ARM.get(str(arm), "release"))
-    result = audit_release(Path(args.release_dir), public_keys=keys,
-                           ledger_path=Path(args.ledger) if args.ledger else None, materializations=records)
+    home = args.dagster_home
+    if not (d / "manifest.json").exists() and (d / LEDGER_FILE).exists():  # a whole release store
+        records = {a: _release_materializations(home, a) for a in ASSET_FOR_ARM.values()} if home else None
+        result = audit_store(d, public_keys=keys, materializations=records)
+    else:
+        asset = ASSET_FOR_ARM.get(_release_arm(d), "release")
+        result = audit_release(d, public_keys=keys, ledger_path=Path(args.ledger) if args.ledger else None,
+                               materializations=_release_materializations(home, asset) if home else None)
     for note in result.notes:
-        print(f"{args.release_dir}: note: {note}", file=sys.stdout if result.ok else sys.stderr)
+        print(f"{d}: note: {note}", file=sys.stdout if result.ok else sys.stderr)
     if result.ok:
-        print(f"{args.release_dir}: intact")
+        print(f"{d}: intact")
         return EXIT_OK
     for p in result.problems:
-        print(f"{args.release_dir}: {p}", file=sys.stderr)
+        print(f"{d}: {p}", file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -342,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="re-verify a published release folder: files, signature, data, ledger, Dagster",
                        description="exit 0 intact · 1 tampered or incomplete (one line per problem) · 2 bad option")
-    a.add_argument("release_dir", help="<release root>/<dataset>/<release_id>")
+    a.add_argument("release_dir", help="<release root>/<dataset>/<release_id>, or a release root (every release in it)")
     a.add_argument("--public-key", action="append", metavar="F",
                    help="trusted Ed25519 public key (PEM, from `synth-pipeline key --public`); repeatable. "
                         "Without it the signature is checked against this machine's keys, else only for self-consistency")

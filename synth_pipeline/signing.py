@@ -36,7 +36,9 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class PublicKey:
-    """A key an auditor verifies with; `trusted` when it came from outside the release store."""
+    """A key an auditor verifies with. `trusted`: given by the auditor (`--public-key`), so a
+    signature by any other key is a problem; otherwise (this machine's own keys) it is used only
+    when its fingerprint matches."""
 
     key: Ed25519PublicKey
     fingerprint: str
@@ -128,7 +130,7 @@ def local_public_keys() -> list[PublicKey]:
                 pub = _read_private(Path(p).expanduser(), what).public_key()
             except BadInput:
                 continue
-            out.append(PublicKey(pub, fingerprint(pub), f"{what} {p}", True))
+            out.append(PublicKey(pub, fingerprint(pub), f"{what} {p}", False))
     return out
 
 
