@@ -60,6 +60,7 @@ def append(root: Path, *, kind: str, dataset: str, entry_id: str, verdict: str, 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / LEDGER_FILE
+    created = not path.exists()
     with open(path, "a+b") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)
@@ -74,6 +75,12 @@ def append(root: Path, *, kind: str, dataset: str, entry_id: str, verdict: str, 
         f.write(prefix + _canonical(record) + b"\n")
         f.flush()
         os.fsync(f.fileno())
+    if created:  # the new directory entry must survive a crash too
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return record
 
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from synth_pipeline import __version__
-from synth_pipeline import ledger
+from synth_pipeline import __version__, ledger
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
 from synth_pipeline.signing import SIGNATURE_FILE, load_signing_key, signature_document, signing_fields

@@ -413,3 +413,23 @@ def test_a_whole_store_audits_every_release_once(store, tmp_path):
     (s.second / "report.html").write_text("<html>changed</html>")
     problems = audit_store(s.root, public_keys=keys).problems
     assert problems == (f"gbsg2/{s.second.name}: report.html: sha256 differs from manifest (tampered)",)
+
+
+def test_concurrent_appends_keep_one_unbroken_chain(tmp_path):
+    script = ("import sys; from pathlib import Path; from synth_pipeline import ledger; "
+              "from synth_pipeline.signing import load_signing_key; k = load_signing_key(); "
+              "[ledger.append(Path(sys.argv[1]), kind='refusal', dataset='d', entry_id=f'{sys.argv[2]}-{i}', "
+              "verdict='refused', document='d/refusals/x.json', document_sha256='0' * 64, at='t', key=k) for i in range(10)]")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(n)], env=env) for n in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    check = ledger.verify_chain(tmp_path / ledger.LEDGER_FILE, [_own_public_key()])
+    assert check.problems == () and len(check.lines) == 40
+    assert len({line.record["id"] for line in check.lines}) == 40
+
+
+def _own_public_key():
+    from synth_pipeline.signing import PublicKey
+
+    pub = load_signing_key().private.public_key()
+    return PublicKey(pub, fingerprint(pub), "test", True)
