@@ -1,8 +1,8 @@
 """Ed25519 signatures over release manifests and ledger lines, so that whoever can write the release
 store cannot forge a release without also holding the private key.
 
-The signing key is the PEM file named by `$SYNTH_SIGNING_KEY` (PKCS#8, unencrypted; keep it out of
-the release store). Without it, a development key is generated on first use at
+The signing key comes from `$SYNTH_SIGNING_KEY`: the path of a PEM file (PKCS#8, unencrypted; keep
+it out of the release store), or the PEM text itself (a Kubernetes secret exposed as a variable). Without it, a development key is generated on first use at
 `$XDG_CONFIG_HOME/synth-pipeline/dev-signing-key.pem` (default `~/.config`, mode 0600); everything it
 signs says `development_key: true`, because a key lying next to the code proves little.
 """
@@ -61,9 +61,9 @@ def dev_key_path() -> Path:
     return Path(base) / "synth-pipeline" / "dev-signing-key.pem"
 
 
-def _read_private(path: Path, what: str) -> Ed25519PrivateKey:
+def _read_private(path: Path, what: str, pem: bytes | None = None) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(path.read_bytes() if pem is None else pem, password=None)
     except OSError as e:
         raise BadInput(f"{what} {path}: cannot read the signing key ({e.strerror})") from None
     except (ValueError, TypeError) as e:
@@ -93,13 +93,22 @@ def _create_dev_key(path: Path) -> None:
         tmp.unlink()
 
 
-def load_signing_key() -> SigningKey:
-    """The configured key ($SYNTH_SIGNING_KEY), else the development key (created on first use)."""
-    configured = os.environ.get(KEY_ENV)
+def _configured_key() -> tuple[Ed25519PrivateKey, Path] | None:
+    """$SYNTH_SIGNING_KEY as the PEM text itself or as the path of a PEM file; None when unset."""
+    configured = os.environ.get(KEY_ENV, "")
+    if configured.lstrip().startswith("-----BEGIN"):
+        return _read_private(Path(f"${KEY_ENV}"), "the PEM in", configured.encode()), Path(f"${KEY_ENV}")
     if configured:
         path = Path(configured).expanduser()
-        private = _read_private(path, KEY_ENV)
-        return SigningKey(private, fingerprint(private.public_key()), False, path)
+        return _read_private(path, KEY_ENV), path
+    return None
+
+
+def load_signing_key() -> SigningKey:
+    """The configured key ($SYNTH_SIGNING_KEY), else the development key (created on first use)."""
+    if (configured := _configured_key()) is not None:
+        private, source = configured
+        return SigningKey(private, fingerprint(private.public_key()), False, source)
     path = dev_key_path()
     if not path.exists():
         _create_dev_key(path)
@@ -123,14 +132,20 @@ def load_public_key(path: Path) -> PublicKey:
 def local_public_keys() -> list[PublicKey]:
     """Keys this machine holds (configured, development), without creating one: audit never signs."""
     out = []
-    candidates = [(os.environ.get(KEY_ENV), KEY_ENV), (str(dev_key_path()), "development key")]
-    for p, what in candidates:
-        if p and Path(p).expanduser().is_file():
-            try:
-                pub = _read_private(Path(p).expanduser(), what).public_key()
-            except BadInput:
-                continue
-            out.append(PublicKey(pub, fingerprint(pub), f"{what} {p}", False))
+    try:
+        configured = _configured_key()
+    except BadInput:
+        configured = None
+    if configured is not None:
+        pub = configured[0].public_key()
+        out.append(PublicKey(pub, fingerprint(pub), f"{KEY_ENV} {configured[1]}", False))
+    dev = dev_key_path()
+    if dev.is_file():
+        try:
+            pub = _read_private(dev, "development key").public_key()
+        except BadInput:
+            return out
+        out.append(PublicKey(pub, fingerprint(pub), f"development key {dev}", False))
     return out
 
 

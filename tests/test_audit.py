@@ -366,6 +366,9 @@ def test_configured_key_signs_and_a_bad_key_file_is_one_clear_error(tmp_path, mo
     signing = json.loads((rel / "manifest.json").read_text())["signing"]
     assert signing == {"algorithm": "Ed25519", "key_fingerprint": fingerprint(private.public_key()),
                        "development_key": False, "signature_file": "manifest.sig"}
+    monkeypatch.setenv("SYNTH_SIGNING_KEY", pem.read_text())  # the PEM itself, e.g. from a Kubernetes secret
+    assert load_signing_key().fingerprint == fingerprint(private.public_key())
+    monkeypatch.setenv("SYNTH_SIGNING_KEY", str(pem))
     pem.write_text("not a key")
     with pytest.raises(BadInput, match="SYNTH_SIGNING_KEY .*release-key.pem: not an unencrypted PEM private key"):
         publish(tmp_path / "out", "flchain", "r2", {}, {})
