@@ -3,8 +3,8 @@ release or refusal record, each holding the sha256 of the line before it.
 
 Editing, removing or reordering a line breaks the chain (and the edited line's signature); deleting a
 release or refusal leaves a line whose document is gone; rewriting the whole chain needs the private
-key. Lines are appended under an exclusive lock on the ledger file itself and fsynced; a line cut short by a crash stays visible as
-an unreadable line, and the next append chains on it rather than hiding it.
+key. Lines are appended under an exclusive lock on the ledger file itself and fsynced; a line cut
+short by a crash stays visible as an unreadable line, and the next append chains on it.
 """
 
 import fcntl
@@ -136,18 +136,21 @@ def verify_documents(root: Path, lines: Sequence[LedgerLine]) -> list[str]:
     problems = []
     last = latest(lines)
     for (kind, dataset, entry_id), line in sorted(last.items()):
-        doc = root / str(line.record.get("document"))
+        name = str(line.record.get("document"))
+        doc = root / name
         what = "release" if kind == "release" else "refusal record"
-        if not doc.is_file():
-            problems.append(f"ledger line {line.number}: {what} {dataset}/{entry_id} is listed but {doc.relative_to(root)} "
-                            f"is missing (deleted)")
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            problems.append(f"ledger line {line.number}: document {name!r} is outside the store")
+        elif not doc.is_file():
+            problems.append(f"ledger line {line.number}: {what} {dataset}/{entry_id} is listed but {name} is missing (deleted)")
         elif file_sha256(doc) != line.record.get("document_sha256"):
-            problems.append(f"{doc.relative_to(root)}: sha256 differs from ledger line {line.number} (changed after it was recorded)")
+            problems.append(f"{name}: sha256 differs from ledger line {line.number} (changed after it was recorded)")
     listed = {(k, d, i) for (k, d, i) in last}
     for manifest in sorted(root.glob("*/*/manifest.json")):
         dataset, rid = manifest.parent.parent.name, manifest.parent.name
         if ("release", dataset, rid) not in listed:
-            problems.append(f"release {dataset}/{rid}: not in the ledger (published outside the pipeline, or its line removed)")
+            problems.append(f"release {dataset}/{rid}: not in the ledger (published outside the pipeline, "
+                            f"or its line removed)")
     for record in sorted(root.glob("*/refusals/*.json")):
         if ("refusal", record.parent.parent.name, record.stem) not in listed:
             problems.append(f"refusal record {record.relative_to(root)}: not in the ledger (its line removed)")

@@ -152,8 +152,8 @@ def publish(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     ledger.append(Path(root), kind="release", dataset=dataset, entry_id=release_id, verdict="published",
-                  document=f"{dataset}/{release_id}/manifest.json", document_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-                  at=utc_now(), key=key)
+                  document=f"{dataset}/{release_id}/manifest.json",
+                  document_sha256=hashlib.sha256(manifest_bytes).hexdigest(), at=utc_now(), key=key)
     return final
 
 

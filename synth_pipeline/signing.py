@@ -2,9 +2,10 @@
 store cannot forge a release without also holding the private key.
 
 The signing key comes from `$SYNTH_SIGNING_KEY`: the path of a PEM file (PKCS#8, unencrypted; keep
-it out of the release store), or the PEM text itself (a Kubernetes secret exposed as a variable). Without it, a development key is generated on first use at
-`$XDG_CONFIG_HOME/synth-pipeline/dev-signing-key.pem` (default `~/.config`, mode 0600); everything it
-signs says `development_key: true`, because a key lying next to the code proves little.
+it out of the release store), or the PEM text itself (a Kubernetes secret exposed as a variable).
+Without it, a development key is generated on first use at
+`$XDG_CONFIG_HOME/synth-pipeline/dev-signing-key.pem` (default `~/.config`, mode 0600); everything
+it signs says `development_key: true`, because a key lying next to the code proves little.
 """
 
 import base64
