@@ -1,9 +1,9 @@
 """The full audit of a release folder: what `synth-pipeline audit DIR` checks.
 
 1. files: every file the manifest lists, with its sha256, nothing unlisted (release.audit);
-2. signature: manifest.sig verifies over manifest.json under a trusted public key (`--public-key`, else
-   a key this machine holds); with neither, only against the key inside manifest.sig, which proves
-   self-consistency and nothing about who signed, and the result says so;
+2. signature: manifest.sig verifies over manifest.json under the auditor's `--public-key` (any other
+   signer is a problem), else under this machine's key of the same fingerprint, else only under the
+   key inside manifest.sig, which proves self-consistency and nothing about who signed (a note says so);
 3. data: the data agree with the manifest (rows, columns, `synthetic_sha256` recomputed, the release
    id's hash suffix), so rewriting the hashes after changing the data is caught without any key;
 4. ledger: the store's ledger lists this manifest's exact bytes, the chain is whole and signed, and
