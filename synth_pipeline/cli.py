@@ -215,16 +215,68 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
-def cmd_audit(args) -> int:
-    from synth_pipeline.release import audit
+def _release_materializations(dagster_home: str, asset: str) -> list[dict]:
+    """The Dagster instance's materializations of the release asset, as plain metadata dicts."""
+    import dagster as dg
 
-    result = audit(Path(args.release_dir))
+    if not Path(dagster_home).is_dir():
+        raise BadInput(f"--dagster-home {dagster_home}: not a directory")
+    out, cursor = [], None
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        while True:
+            page = instance.fetch_materializations(dg.AssetKey(asset), limit=1000, cursor=cursor)
+            for rec in page.records:
+                meta = rec.asset_materialization.metadata if rec.asset_materialization else {}
+                out.append({"run_id": rec.run_id, **{k: getattr(v, "value", v) for k, v in meta.items()}})
+            if not page.has_more:
+                return out
+            cursor = page.cursor
+
+
+def _release_arm(release_dir: Path) -> str:
+    try:
+        return str(json.loads((release_dir / "manifest.json").read_text()).get("arm", "tabular"))
+    except (OSError, ValueError, AttributeError):
+        return "tabular"  # the audit itself reports an unreadable manifest
+
+
+def cmd_audit(args) -> int:
+    from synth_pipeline.audit import ASSET_FOR_ARM, audit_release, audit_store
+    from synth_pipeline.ledger import LEDGER_FILE
+    from synth_pipeline.signing import load_public_key
+
+    d = Path(args.release_dir)
+    keys = [load_public_key(Path(k)) for k in args.public_key or ()]
+    home = args.dagster_home
+    if not (d / "manifest.json").exists() and (d / LEDGER_FILE).exists():  # a whole release store
+        records = {a: _release_materializations(home, a) for a in ASSET_FOR_ARM.values()} if home else None
+        result = audit_store(d, public_keys=keys, materializations=records)
+    else:
+        asset = ASSET_FOR_ARM.get(_release_arm(d), "release")
+        result = audit_release(d, public_keys=keys, ledger_path=Path(args.ledger) if args.ledger else None,
+                               materializations=_release_materializations(home, asset) if home else None)
+    for note in result.notes:
+        print(f"{d}: note: {note}", file=sys.stdout if result.ok else sys.stderr)
     if result.ok:
-        print(f"{args.release_dir}: intact")
+        print(f"{d}: intact")
         return EXIT_OK
     for p in result.problems:
-        print(f"{args.release_dir}: {p}", file=sys.stderr)
+        print(f"{d}: {p}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def cmd_key(args) -> int:
+    """Print the signing key's public half (PEM) or fingerprint; creates the development key if none."""
+    from synth_pipeline.signing import load_signing_key, public_pem
+
+    key = load_signing_key()
+    if args.fingerprint:
+        print(key.fingerprint)
+    else:
+        print(public_pem(key.private.public_key()), end="")
+    kind = "DEVELOPMENT key (set SYNTH_SIGNING_KEY for a real one)" if key.development else "configured key"
+    print(f"{kind}: {key.source}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_reproduce(args) -> int:
@@ -369,9 +421,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", type=Path, help="JSON run config: thresholds and attack settings (default: defaults)")
     e.add_argument("--json", action="store_true", help="print every gate and metric as JSON")
 
-    a = command("audit", "re-verify a published release folder",
-                cmd_audit, epilog="exit codes: 0 intact · 1 tampered or incomplete (one line per problem) · 2 bad input")
-    a.add_argument("release_dir", help="the release folder: <root>/<dataset>/<release_id>")
+    a = command("audit", "re-verify a published release folder: files, signature, data, ledger, Dagster", cmd_audit,
+                epilog="exit codes: 0 intact · 1 tampered or incomplete (one line per problem) · 2 bad input")
+    a.add_argument("release_dir", help="<release root>/<dataset>/<release_id>, or a release root (every release in it)")
+    a.add_argument("--public-key", action="append", metavar="F",
+                   help="trusted Ed25519 public key (PEM, from `synth-pipeline key --public`); repeatable. "
+                        "Without it the signature is checked against this machine's keys, else only for self-consistency")
+    a.add_argument("--ledger", metavar="F", help="the store's ledger.jsonl (default: <release root>/ledger.jsonl)")
+    a.add_argument("--dagster-home", metavar="D",
+                   help="Dagster instance folder: also check that it materialized this release in the manifest's run")
+
+    k = command("key", "print the release signing key's public half (PEM) for auditors", cmd_key, epilog="")
+    k.add_argument("--public", action="store_true", help="print the public key as PEM (the default)")
+    k.add_argument("--fingerprint", action="store_true", help="print the key's sha256 fingerprint instead")
 
     rp = command("reproduce", "re-run a release from its manifest and compare with the files on disk", cmd_reproduce,
                  epilog="exit codes: 0 byte-identical · 1 differs (says what) · 2 bad input")

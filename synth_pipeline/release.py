@@ -2,10 +2,13 @@
 
 A release folder is written under a temporary name in the same directory and renamed into place, so
 a reader (or a crash) sees either the whole release or nothing. Files are made read-only after
-publish; `audit` re-hashes everything the manifest lists.
+publish; the manifest is signed (synth_pipeline/signing.py) and every release and refusal is appended
+to the store's hash-chained ledger (synth_pipeline/ledger.py). `audit` re-hashes everything the
+manifest lists; synth_pipeline/audit.py adds the signature, ledger and consistency checks.
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -21,14 +24,16 @@ from typing import Any
 
 import pandas as pd
 
-from synth_pipeline import __version__
+from synth_pipeline import __version__, ledger
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
+from synth_pipeline.signing import SIGNATURE_FILE, load_signing_key, signature_document, signing_fields
 
 GATES = ("dcr_gate", "linkability_gate", "tstr_gate")
 RELEASE_FILES = ("synthetic.parquet", "report.html", "manifest.json")
 MRI_RELEASE_FILES = ("synthetic_slices.nii", "positions.csv", "montage.png", "report.html", "manifest.json")
 REQUIRED_FILES = {"tabular": RELEASE_FILES, "mri": MRI_RELEASE_FILES}  # by the manifest's "arm"
+MANIFEST_VERSION = 1  # of manifest.json and refusal records: docs/manifest.schema.json, docs/refusal.schema.json
 TRACKED_PACKAGES = (
     "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "sdv", "sdmetrics", "rdt", "ctgan", "copulas",
     "imbalanced-learn", "anonymeter", "great-expectations", "torch", "dagster",
@@ -56,6 +61,7 @@ class GateRecord:
 class AuditResult:
     ok: bool
     problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what was not or only partly checked (e.g. no ledger, no trusted key)
 
 
 def safe_name(value: str, what: str) -> str:
@@ -112,10 +118,12 @@ def _write(path: Path, data: bytes) -> None:
 def publish(
     root: Path, dataset: str, release_id: str, files: Mapping[str, bytes], manifest: dict[str, Any]
 ) -> Path:
-    """Write `files` plus `manifest.json` (with every file's sha256) atomically as
-    `<root>/<dataset>/<release_id>/`. Raises ReleaseExists if that id is already published."""
+    """Write `files` plus `manifest.json` (with every file's sha256) and its signature `manifest.sig`
+    atomically as `<root>/<dataset>/<release_id>/`, then append it to the store's ledger. Raises
+    ReleaseExists if that id is already published."""
     dataset_dir = Path(root) / safe_name(dataset, "dataset")
     final = dataset_dir / safe_name(release_id, "release id")
+    key = load_signing_key()
     dataset_dir.mkdir(parents=True, exist_ok=True)
     if final.exists():
         raise ReleaseExists(str(final))
@@ -127,8 +135,11 @@ def publish(
         for name, data in sorted(files.items()):
             _write(tmp / name, data)
             hashes[name] = file_sha256(tmp / name)
-        body = {**manifest, "release_id": release_id, "files": hashes}
-        _write(tmp / "manifest.json", (json.dumps(body, indent=2, sort_keys=True, default=str) + "\n").encode())
+        body = {**manifest, "manifest_version": MANIFEST_VERSION, "release_id": release_id, "files": hashes,
+                "signing": signing_fields(key)}
+        manifest_bytes = (json.dumps(body, indent=2, sort_keys=True, default=str) + "\n").encode()
+        _write(tmp / "manifest.json", manifest_bytes)
+        _write(tmp / SIGNATURE_FILE, signature_document(key, manifest_bytes))
         for p in tmp.iterdir():
             p.chmod(0o444)
         _fsync_dir(tmp)
@@ -140,6 +151,9 @@ def publish(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    ledger.append(Path(root), kind="release", dataset=dataset, entry_id=release_id, verdict="published",
+                  document=f"{dataset}/{release_id}/manifest.json",
+                  document_sha256=hashlib.sha256(manifest_bytes).hexdigest(), at=utc_now(), key=key)
     return final
 
 
@@ -168,7 +182,9 @@ def _remove_orphaned_temps(dataset_dir: Path) -> None:
 def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any]) -> Path:
     """Add one refusal entry (a failed gate, the generator, or the release step's own refusal) to
     `<root>/<dataset>/refusals/<run_id>.json`, and re-render its readable `<run_id>.html`. Several gate checks of one run may refuse in
-    parallel processes, so entries are merged under a file lock and written atomically."""
+    parallel processes, so entries are merged under a file lock and written atomically; each version
+    of the record is appended to the store's ledger."""
+    key = load_signing_key()
     folder = Path(root) / safe_name(dataset, "dataset") / "refusals"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_name(run_id, 'run id')}.json"
@@ -177,13 +193,18 @@ def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any])
         doc = json.loads(path.read_text()) if path.exists() else {
             "dataset": dataset, "run_id": run_id, "verdict": "refused", "published": False, "entries": []
         }
+        doc["manifest_version"] = MANIFEST_VERSION
         doc["entries"] = [e for e in doc["entries"] if e.get("gate") != entry.get("gate")] + [entry]
         doc["failing_gates"] = sorted({e["gate"] for e in doc["entries"] if not e.get("passed", False)})
         doc["updated_at"] = utc_now()
         from synth_pipeline.report import render_refusal  # matplotlib: only loaded when refusing
 
-        _replace(path, (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode())
+        data = (json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n").encode()
+        _replace(path, data)
         _replace(path.with_suffix(".html"), render_refusal(doc).encode())
+        ledger.append(Path(root), kind="refusal", dataset=dataset, entry_id=run_id, verdict="refused",
+                      document=f"{dataset}/refusals/{path.name}", document_sha256=hashlib.sha256(data).hexdigest(),
+                      at=doc["updated_at"], key=key)
     return path
 
 
@@ -223,8 +244,9 @@ def code_version() -> dict[str, Any]:
 
 
 def audit(release_dir: Path) -> AuditResult:
-    """Re-verify a published release: manifest present and readable, every listed file present with
-    its recorded sha256, no unlisted file, verdict 'published'."""
+    """The files part of an audit: manifest present and readable, every listed file present with its
+    recorded sha256, no unlisted file (the signature file aside), verdict 'published'. The full audit
+    (signature, ledger, data consistency, Dagster record) is synth_pipeline.audit.audit_release."""
     d = Path(release_dir)
     problems: list[str] = []
     mpath = d / "manifest.json"
@@ -236,7 +258,11 @@ def audit(release_dir: Path) -> AuditResult:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return AuditResult(False, (f"{mpath}: unreadable ({e})",))
+    if not isinstance(manifest, dict):
+        return AuditResult(False, (f"{mpath}: not a JSON object",))
     files = manifest.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return AuditResult(False, (f"{mpath}: 'files' is not a mapping of file name to sha256",))
     for name in REQUIRED_FILES.get(manifest.get("arm", "tabular"), RELEASE_FILES):
         if name != "manifest.json" and name not in files:
             problems.append(f"{name}: not listed in manifest")
@@ -246,7 +272,7 @@ def audit(release_dir: Path) -> AuditResult:
             problems.append(f"{name}: missing")
         elif file_sha256(p) != expected:
             problems.append(f"{name}: sha256 differs from manifest (tampered)")
-    extra = sorted(p.name for p in d.iterdir() if p.name != "manifest.json" and p.name not in files)
+    extra = sorted(p.name for p in d.iterdir() if p.name not in ("manifest.json", SIGNATURE_FILE) and p.name not in files)
     problems += [f"{name}: not listed in manifest (unexpected file)" for name in extra]
     if manifest.get("verdict") != "published":
         problems.append(f"manifest verdict is {manifest.get('verdict')!r}, not 'published'")

@@ -30,3 +30,14 @@ def flchain_sample():
     df, schema = flchain()
     rows, _ = train_test_split(df, train_size=1000, stratify=df[schema.target], random_state=0)
     return rows.reset_index(drop=True), schema
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key_home(tmp_path_factory):
+    """Releases made by the tests are signed with a development key in a temp folder, never the
+    user's own (~/.config/synth-pipeline) or a configured one; subprocesses inherit it."""
+    import os
+
+    os.environ.pop("SYNTH_SIGNING_KEY", None)
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    return os.environ["XDG_CONFIG_HOME"]

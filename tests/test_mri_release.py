@@ -5,12 +5,14 @@ input is one line and exit 2, unreadable volumes are skipped and listed."""
 import json
 from pathlib import Path
 
+import jsonschema
 import nibabel as nib
 import numpy as np
 import pytest
 
 from synth_pipeline.cli import main
 from synth_pipeline.imaging.cohort import write_pseudo_cohort
+from synth_pipeline.audit import audit_release
 from synth_pipeline.release import audit
 
 
@@ -39,7 +41,7 @@ def test_the_copy_control_is_refused_and_nothing_is_published(folder, tmp_path, 
     assert _release(folder, out, "copy", _config(tmp_path)) == 3
     err = capsys.readouterr().err
     assert "mri_memorisation_gate" in err and "memorisation pixel 1.000" in err and "exact copies" in err
-    (dataset,) = [d for d in out.iterdir()]
+    (dataset,) = [d for d in out.iterdir() if d.is_dir()]
     assert sorted(p.name for p in dataset.iterdir()) == ["refusals"]
     (record,) = (dataset / "refusals").glob("*.json")
     doc = json.loads(record.read_text())
@@ -61,8 +63,10 @@ def test_a_model_publishes_an_auditable_reproducible_release(folder, tmp_path, c
     assert a.name == b.name, "same seed, data and config must give the same release id"
     for name in ("synthetic_slices.nii", "synthetic_volume.nii", "positions.csv", "montage.png"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    assert audit(a).ok, audit(a).problems
+    full = audit_release(a)  # signature (this machine's development key), slice counts, ledger
+    assert full.ok, full.problems
     manifest = json.loads((a / "manifest.json").read_text())
+    jsonschema.validate(manifest, json.loads((Path(__file__).resolve().parent.parent / "docs" / "manifest.schema.json").read_text()))
     names = {m["name"] for m in manifest["metrics"]}
     assert {"fid", "kid", "ssim_matched", "psnr_matched", "conditioning_mae", "memorisation_pixel",
             "memorisation_feature", "exact_copies"} <= names

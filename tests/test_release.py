@@ -44,7 +44,7 @@ def _publish(root, rid="20261125-x-abc"):
 
 def test_publish_is_complete_read_only_and_append_only(tmp_path):
     path = _publish(tmp_path)
-    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "report.html", "synthetic.parquet"]
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "manifest.sig", "report.html", "synthetic.parquet"]
     manifest = json.loads((path / "manifest.json").read_text())
     assert set(manifest["files"]) == {"synthetic.parquet", "report.html"}
     assert oct((path / "synthetic.parquet").stat().st_mode)[-3:] == "444"
