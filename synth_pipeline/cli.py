@@ -179,25 +179,18 @@ def cmd_release(args) -> int:
     return outcome.exit_code
 
 
-def _read_table(path: str):
-    import pandas as pd
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{p}: file not found")
-    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
 
 
 def cmd_evaluate(args) -> int:
     from synth_pipeline.config import load_config
-    from synth_pipeline.data import load_dataset
+    from synth_pipeline.data import load_dataset, read_table
     from synth_pipeline.evaluation import GATE_EVALUATORS, fidelity, privacy_metrics, run_gate, utility_metrics
     from synth_pipeline.schema import conform
 
     cfg = load_config(args.config).with_overrides(seed=args.seed)
     schema = load_dataset(args.train, target=args.target).schema
     try:
-        train, holdout, synthetic = (conform(_read_table(p), schema) for p in (args.train, args.holdout, args.synthetic))
+        train, holdout, synthetic = (conform(read_table(Path(p)), schema) for p in (args.train, args.holdout, args.synthetic))
     except KeyError as e:
         raise BadInput(f"holdout/synthetic table does not match the train columns: {e}") from None
     gates = [run_gate(g, synthetic, train, holdout, schema, cfg) for g in GATE_EVALUATORS]
@@ -212,7 +205,7 @@ def cmd_evaluate(args) -> int:
         for g in gates:
             print(f"{g.gate:18s} {'pass' if g.passed else 'REFUSE':7s} {g.reason}")
         print(f"verdict: {verdict}")
-    return EXIT_OK
+    return EXIT_OK if verdict == "pass" else EXIT_REFUSED
 
 
 def _release_materializations(dagster_home: str, asset: str) -> list[dict]:

@@ -85,7 +85,7 @@ def test_evaluate_json_on_existing_tables(tmp_path):
         frame.to_parquet(paths[name])
     proc = run("evaluate", "--train", str(paths["train"]), "--holdout", str(paths["holdout"]),
                "--synthetic", str(paths["synthetic"]), "--target", "cens", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # refused, like `release`: a CI job can gate on it
     import json
 
     doc = json.loads(proc.stdout)
@@ -132,3 +132,26 @@ def test_on_identifiers_refuse_exits_2_naming_the_column(tmp_path, flchain_csv):
     assert proc.returncode == 2, proc.stderr
     assert "contact" in proc.stderr and "email" in proc.stderr
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_evaluate_bad_files_are_one_line_each(tmp_path):
+    """latin-1, UTF-16 without BOM, gzip, nested Parquet, a wrong column set: exit 2, one line, the file named."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"age": [50, 60, 70, 80] * 10, "y": ["a", "b"] * 20}).to_csv(train, index=False)
+    gz = tmp_path / "holdout.csv.gz"
+    gz.write_bytes(__import__("gzip").compress(train.read_bytes()))
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes(train.read_text().encode("utf-16-le"))
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"age": [[1, 2]] * 40, "y": ["a", "b"] * 20}), nested)
+    wrong = tmp_path / "wrong.csv"
+    pd.DataFrame({"weight": [1.0] * 40, "y": ["a", "b"] * 20}).to_csv(wrong, index=False)
+    for bad in (gz, utf16, nested, wrong):
+        proc = run("evaluate", "--train", str(train), "--holdout", str(bad), "--synthetic", str(train),
+                   "--target", "y", cwd=tmp_path)
+        assert proc.returncode == 2, (bad.name, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert bad.name in proc.stderr or "columns" in proc.stderr, proc.stderr

@@ -72,7 +72,15 @@ def read_csv(path: Path) -> pd.DataFrame:
 def read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow
 
+    import pyarrow.parquet as pq
+    import pyarrow.types as pt
+
     try:
+        schema = pq.read_schema(path)
+        for field in schema:
+            if pt.is_nested(field.type) or pt.is_binary(field.type) or pt.is_large_binary(field.type):
+                raise BadInput(f"{path}: column '{field.name}' holds {field.type} values; only flat numbers, text, "
+                               "dates and booleans can be modelled (flatten or drop it)")
         return pd.read_parquet(path, engine="pyarrow")
     except (OSError, pyarrow.ArrowException, ValueError) as e:
         raise BadInput(f"{path}: cannot read Parquet ({_first_line(e)})") from None

@@ -72,7 +72,7 @@ def fit_embedding(train: pd.DataFrame, schema: Schema) -> MixedEmbedding:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled by the fallbacks
         centre = np.nanmedian(x, axis=0)
-        q75, q25 = np.nanpercentile(x, [75, 25], axis=0)
+        q75, q25 = np.nanpercentile(x, [75, 25], axis=0) if numeric else (np.zeros(0), np.zeros(0))
         std = np.nanstd(x, axis=0)
     scale = (q75 - q25) / _IQR_TO_SD
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, std)
