@@ -103,6 +103,19 @@ def _write_parquet(df: "pd.DataFrame", path: Path, what: str) -> None:
         raise BadInput(f"{what}: cannot be stored as a table ({first})") from None
 
 
+def _generator(name: Any) -> None:
+    """Refuse an unknown generator before any work, with the closest names."""
+    import difflib
+
+    from synth_pipeline.generators.base import available
+
+    names = sorted(available())
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=2)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise BadInput(f"generator {name!r} is unknown; {hint}choose one of: {', '.join(names)}")
+
+
 def _config(options: Mapping[str, Any], **fixed: Any):
     """A RunConfig from keyword options (any RunConfig key) plus what the call fixes itself."""
     from synth_pipeline.config import RunConfig
@@ -140,8 +153,7 @@ def release(
     df = _frame(df, "df")
     _target(target, df, "df")
     safe_name(name, "name")
-    if not isinstance(generator, str):
-        raise BadInput(f"generator: expected a name, got {type(generator).__name__}")
+    _generator(generator)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInput(f"out {out}: exists and is not a folder")
