@@ -173,9 +173,10 @@ def _categorical_drift(name: str, prev: Mapping[str, Any], values: pd.Series) ->
     if table.shape[1] < 2 or n_prev == 0 or n_new == 0:
         return ColumnDrift(name, "categorical", None, None, None, None, False, n_prev, n_new,
                            "no test: fewer than two recorded categories with rows")
-    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
-    v = math.sqrt(float(chi2) / table.sum())
-    return ColumnDrift(name, "categorical", "chi2", float(chi2), float(p), v, p < P_MAX and v >= EFFECT_MIN, n_prev, n_new)
+    res = stats.chi2_contingency(table, correction=False)
+    chi2, p = float(res.statistic), float(res.pvalue)
+    v = math.sqrt(chi2 / float(table.sum()))
+    return ColumnDrift(name, "categorical", "chi2", chi2, p, v, p < P_MAX and v >= EFFECT_MIN, n_prev, n_new)
 
 
 def input_drift(profile: Mapping[str, Any], table: pd.DataFrame, schema: Schema) -> tuple[ColumnDrift, ...]:
@@ -184,11 +185,11 @@ def input_drift(profile: Mapping[str, Any], table: pd.DataFrame, schema: Schema)
     recorded = profile.get("columns") or {}
     for c in schema.columns:
         prev = recorded.get(c.name)
-        if prev is None or c.name not in table.columns:
+        if not isinstance(prev, Mapping) or c.name not in table.columns:
             continue
-        if (prev["kind"] == "categorical") != (c.kind == "categorical"):
+        if (prev.get("kind") == "categorical") != (c.kind == "categorical"):
             out.append(ColumnDrift(c.name, c.kind, None, None, None, None, False, int(prev.get("n") or 0),
-                                   int(table[c.name].notna().sum()), f"no test: kind changed from {prev['kind']}"))
+                                   int(table[c.name].notna().sum()), f"no test: kind changed from {prev.get('kind')}"))
         elif c.kind == "categorical":
             out.append(_categorical_drift(c.name, prev, table[c.name]))
         else:
@@ -220,7 +221,7 @@ def compare(previous: Mapping[str, Any], current: Mapping[str, Any], table: pd.D
             Change("synthetic rows", previous.get("n_rows"), current.get("n_rows")))
     old_verdicts, old_values = _gate_values(previous.get("gates") or [])
     new_verdicts, new_values = _gate_values(current.get("gates") or [])
-    profile = previous.get("input_profile")
+    profile = previous.get("input_profile") if isinstance(previous.get("input_profile"), Mapping) else None
     return SincePrevious(
         previous_release_id=str(previous.get("release_id")),
         previous_created_at=previous.get("created_at"),

@@ -84,6 +84,7 @@ def test_compare_reports_schema_rows_and_every_gate_metric(table):
     assert [(m.what, m.previous, m.current) for m in c.metrics] == [("dcr_gate: dcr_share", 0.5, 0.7)]
     assert [(g.previous, g.current) for g in c.gates] == [("pass", "refuse")]
     assert "kappa" not in {d.column for d in c.drift}
+    assert json.loads(json.dumps(c.to_dict()))["flagged"] == list(c.flagged)  # plain JSON (Dagster metadata)
 
 
 @pytest.fixture(scope="module")
