@@ -30,7 +30,8 @@ __all__ = ["EvaluationResult", "ReleaseResult", "evaluate", "release"]
 class ReleaseResult:
     """What `release` did. `verdict` is "published" or "refused"; `gates` holds each gate's result
     for this run (on a refusal also the release step's or generator's own refusal, when there is
-    one); `release_dir` is the published folder, `refusal_record` the `refusals/<run_id>.json`."""
+    one); `release_dir` is the published folder, `refusal_record` the `refusals/<run_id>.json`
+    (both absolute)."""
 
     verdict: str
     message: str
@@ -154,7 +155,7 @@ def release(
     _target(target, df, "df")
     safe_name(name, "name")
     _generator(generator)
-    out = Path(out)
+    out = Path(out).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise BadInput(f"out {out}: exists and is not a folder")
     with tempfile.TemporaryDirectory(prefix="synth-api-") as tmp:

@@ -93,3 +93,21 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert scores.metric("memorisation_rate").value > 0.5 and set(scores.reports) == {"fidelity", "utility", "privacy"}
     assert set(Path(tempfile.gettempdir()).glob("synth-api-*")) == before  # the rows' temp copy is gone
     assert "published" in capsys.readouterr().out
+
+
+def test_a_refused_release_returns_every_gate_and_the_refusal_record(tmp_path):
+    import dagster as dg
+
+    from synth_pipeline.data import load_dataset
+
+    df = load_dataset("actg175").raw
+    result = sp.release(df, target="cens", generator="copy", out=tmp_path, name="actg175", drop=["days"],
+                        instance=dg.DagsterInstance.ephemeral())
+    assert result.verdict == "refused" and not result.published and result.release_dir is None
+    assert result.refusal_record == tmp_path / "actg175" / "refusals" / f"{result.run_id}.json"
+    assert result.refusal_record.is_file()
+    gates = {g.gate: g for g in result.gates}
+    assert {"dcr_gate", "linkability_gate", "tstr_gate"} <= set(gates)  # passing gates too, from the check records
+    assert not gates["dcr_gate"].passed and gates["dcr_gate"].metrics
+    assert "dcr_gate" in result.message
+    assert [p.name for p in (tmp_path / "actg175").iterdir()] == ["refusals"]  # nothing published
