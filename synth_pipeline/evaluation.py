@@ -77,7 +77,7 @@ def run_gate(name: str, candidate, train, holdout, schema: Schema, cfg: RunConfi
         return GateResult(gate=name, passed=False, reason=f"could not compute: {m.error}", metrics=(m,))
 
 
-REPORTS: dict[str, GateEvaluator | Callable[..., list[MetricResult]]] = {
+REPORTS: dict[str, Callable[..., list[MetricResult]]] = {
     "fidelity": fidelity, "utility": utility_metrics, "privacy": privacy_metrics}
 
 
