@@ -8,6 +8,7 @@ import pandas as pd
 from assets.gates import read_gate
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
+from synth_pipeline.drift import input_profile, since_previous
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
     GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
@@ -83,6 +84,11 @@ def release(
                        "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
         "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance)},
     }
+    real = pd.concat([train_split, holdout_split], ignore_index=True)
+    manifest["input_profile"] = input_profile(real, schema)
+    change = since_previous(release_store.path / schema.dataset, manifest, real, schema, release_id=release_id)
+    manifest["since_previous"] = change.to_dict() if change else None
+    context.log.info(change.summary() if change else "first release of this dataset in this store")
     files = {"synthetic.parquet": parquet_bytes(synthetic_candidate),
              "report.html": render_report({**manifest, "release_id": release_id}).encode()}
     try:
@@ -92,5 +98,6 @@ def release(
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(
         metadata={"verdict": "published", "release_id": release_id, "path": dg.MetadataValue.path(str(path)),
-                  "synthetic_sha256": sha, "rows": len(synthetic_candidate)}
+                  "synthetic_sha256": sha, "rows": len(synthetic_candidate),
+                  "since_previous": dg.MetadataValue.json(manifest["since_previous"] or {"first_release": True})}
     )

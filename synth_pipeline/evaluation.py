@@ -75,3 +75,17 @@ def run_gate(name: str, candidate, train, holdout, schema: Schema, cfg: RunConfi
     except Exception as e:  # noqa: BLE001 - any failure to compute is a refusal with its reason
         m = missing(name, f"{type(e).__name__}: {e}")
         return GateResult(gate=name, passed=False, reason=f"could not compute: {m.error}", metrics=(m,))
+
+
+REPORTS: dict[str, Callable[..., list[MetricResult]]] = {
+    "fidelity": fidelity, "utility": utility_metrics, "privacy": privacy_metrics}
+
+
+def evaluate_tables(
+    *, train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, cfg: RunConfig,
+) -> tuple[tuple[GateResult, ...], dict[str, tuple[MetricResult, ...]]]:
+    """Every gate and every report for existing tables (conformed to `schema`): what `evaluate`
+    computes, without Dagster."""
+    gates = tuple(run_gate(g, synthetic, train, holdout, schema, cfg) for g in GATE_EVALUATORS)
+    reports = {name: tuple(fn(synthetic, train, holdout, schema, cfg)) for name, fn in REPORTS.items()}
+    return gates, reports

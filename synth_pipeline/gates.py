@@ -22,6 +22,12 @@ class GateResult:
         return {"gate": self.gate, "passed": self.passed, "reason": self.reason,
                 "metrics": [m.to_dict() for m in self.metrics]}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "GateResult":
+        """A gate result as stored (manifest, refusal record, check metadata); extra keys ignored."""
+        return cls(gate=str(d.get("gate", "")), passed=bool(d.get("passed")), reason=str(d.get("reason", "")),
+                   metrics=tuple(MetricResult.from_dict(m) for m in d.get("metrics") or ()))
+
 
 def _unusable(m: MetricResult | None, name: str) -> str | None:
     """Why a metric cannot be judged, or None when it can."""

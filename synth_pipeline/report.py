@@ -135,6 +135,7 @@ Dagster run <code>{fmt(manifest.get('dagster', {}).get('run_id'))}</code>.</p>
 <h2>Gates</h2>
 {gate_table(gates)}
 {_plots_section(manifest.get('plots_data'), reports)}
+{since_previous_section(manifest.get('since_previous'))}
 {sections}
 <p>Every file in this folder is listed with its sha256 in <code>manifest.json</code>;
 <code>synth-pipeline audit &lt;folder&gt;</code> re-verifies them. The plotted numbers are in
@@ -168,3 +169,35 @@ Dagster run <code>{fmt(doc.get('run_id'))}</code>
 <p class='note'>Recorded in <code>refusals/{fmt(doc.get('run_id'))}.json</code>, last updated
 {fmt(doc.get('updated_at'))}.</p>"""
     return page(f"synth-pipeline refusal {fmt(doc.get('run_id'))}", body)
+
+
+def since_previous_section(d: Mapping[str, Any] | None) -> str:
+    """"What changed since the previous release" (synth_pipeline.drift): flagged input drift, schema,
+    rows, gate verdicts and every gate metric, old -> new. Empty for a dataset's first release."""
+    if not d:
+        return ""
+
+    def changes(items: Sequence[Mapping[str, Any]], cls: str) -> str:
+        return "".join(f"<tr class='{'fail' if it['previous'] != it['current'] and cls else ''}'><td>{fmt(it['what'])}</td>"
+                       f"<td>{fmt(it['previous'])}</td><td>{fmt(it['current'])}</td></tr>" for it in items)
+
+    drift = "".join(
+        f"<tr class='{'fail' if c['flagged'] else ''}'><td>{fmt(c['column'])}</td><td>{fmt(c['test'])}</td>"
+        f"<td>{fmt(c['statistic'])}</td><td>{fmt(c['p_value'])}</td><td>{fmt(c['effect'])}</td>"
+        f"<td class='verdict'>{'DRIFT' if c['flagged'] else ''}</td><td>{fmt(c['note'] or None)}</td></tr>"
+        for c in d.get("drift", []))
+    schema = [f"added {fmt(c)}" for c in d.get("columns_added", [])] + [f"removed {fmt(c)}" for c in d.get("columns_removed", [])]
+    schema += [f"{fmt(k['what'])}: {fmt(k['previous'])} → {fmt(k['current'])}" for k in d.get("kinds_changed", [])]
+    head = "<tr><th>what</th><th>previous</th><th>this release</th></tr>"
+    return f"""<h2 id='since-previous'>What changed since the previous release</h2>
+<p>Previous release <code>{fmt(d.get('previous_release_id'))}</code> ({fmt(d.get('previous_created_at'))});
+input file {'identical' if d.get('same_input') else 'changed'}. Drift flagged in:
+<b>{fmt(', '.join(d.get('flagged', [])) or 'no column')}</b>. Schema: {'; '.join(schema) or 'unchanged'}.</p>
+<p class='note'>Input drift per column, this release's real rows against the previous release's recorded
+profile (bins and categories with ≥ 5 rows): Kolmogorov–Smirnov D for numeric columns, chi-square with
+Cramér's V for categorical ones; flagged when p &lt; {fmt(d.get('p_max'))} and the effect size is at least
+{fmt(d.get('effect_min'))}.</p>
+<table id='drift-table'><tr><th>column</th><th>test</th><th>statistic</th><th>p-value</th><th>effect size</th>
+<th>flag</th><th>note</th></tr>{drift}</table>
+<h3>Rows and gates</h3><table id='since-rows'>{head}{changes(d.get('rows', []), '')}{changes(d.get('gates', []), 'x')}</table>
+<h3>Gate metrics</h3><table id='since-metrics'>{head}{changes(d.get('metrics', []), '')}</table>"""
