@@ -46,9 +46,22 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def input_differences(manifest: dict[str, Any]) -> list[str]:
-    """The input file is missing or its bytes are not those the release was made from."""
+    """The input file is missing or its bytes are not those the release was made from; for a SQL
+    source, the query cannot run now or its rows are not those the release was made from."""
     diffs = []
     inp = manifest["input"]
+    if "sql" in inp:
+        from synth_pipeline.data.sql import read_sql
+        from synth_pipeline.hashing import frame_sha256
+
+        try:
+            sha = frame_sha256(read_sql(inp["sql"], inp["connection"], where="input"))
+        except BadInput as e:
+            return [f"{e} (cannot re-read the SQL source)"]
+        if sha != inp["sha256"]:
+            diffs.append(f"input sql: the rows read now hash to {sha[:12]}…, not the release's {inp['sha256'][:12]}… "
+                         "(the table changed since)")
+        return diffs
     path = Path(inp["path"])
     if not path.is_file():
         diffs.append(f"input {path}: missing")
