@@ -20,8 +20,9 @@ def _url(connection: str, where: str) -> str:
 def _run(query: str, connection: str, where: str, fn):
     import sqlalchemy as sa
 
+    url = _url(connection, where)
     try:
-        engine = sa.create_engine(_url(connection, where))
+        engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError, ValueError) as e:
         kind = type(e).__name__
         raise BadInput(f"{where}: connection: ${connection} is not a usable SQLAlchemy URL ({kind})") from None
