@@ -85,7 +85,7 @@ class _PipelineSettings(dg.ConfigurableResource):
         if changed:
             raise BadInput(f"settings: catalogue_entry '{name}' is set together with {', '.join(changed)}; "
                            "set one or the other")
-        return load_catalogue(None).entry(name).run_config()
+        return load_catalogue(None, check_columns=False).entry(name).run_config()
 
     @classmethod
     def from_run_config(cls, cfg: RunConfig) -> "_PipelineSettings":

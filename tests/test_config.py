@@ -198,3 +198,12 @@ def test_ui_and_sensor_launch_by_entry_name(tmp_path, monkeypatch):
     [request] = new_input_file(dg.build_sensor_context())
     settings = request.run_config["resources"]["settings"]["config"]
     assert settings["generator"] == "smote" and settings["data"] == str((watch / "ward7.csv").resolve())
+
+
+def test_the_readme_catalogue_example_is_a_valid_catalogue(tmp_path):
+    import re
+
+    text = re.search(r"```yaml\n(datasets:.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    cat = load_catalogue(_write(tmp_path, text), check_columns=False)  # its sources are examples, not files here
+    assert cat.entry("icu_sql").run_config().connection == "ICU_DB_URL" and cat.entry("icu_sql").cron
+    assert cat.entry("ward7").run_config().data == "/data/exports/ward7.csv"
