@@ -92,7 +92,7 @@ class Thresholds(ThresholdSet):
 class RunConfig(Settings):
     """One tabular release run."""
 
-    data: str = Field("flchain", description="bundled dataset name or a CSV / Parquet / ARFF path")
+    data: str = Field("flchain", description="bundled dataset name or a CSV / Parquet / ARFF path (unused with sql)")
     name: str | None = Field(None, description="dataset (release folder) name; default: the bundled name "
                                                "or the file's name")
     sql: str | None = Field(None, description="a query whose rows are the input (instead of `data`)")
@@ -197,13 +197,19 @@ def load_config(path: Path | None) -> RunConfig:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the run config and of a catalogue file, as docs/config.schema.json holds it."""
     from synth_pipeline.catalogue import Catalogue
+    from synth_pipeline.imaging.config import MriConfig
 
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "synth-pipeline configuration",
             "description": "`run_config`: the --config JSON and the Dagster `settings` resource config; "
-                           "`catalogue`: catalogue.yaml.",
-            "$defs": {"run_config": RunConfig.model_json_schema(), "catalogue": Catalogue.model_json_schema()}}
+                           "`catalogue`: catalogue.yaml; `mri_config`: mri-release --config and `mri_settings`.",
+            "$defs": {"run_config": RunConfig.model_json_schema(), "catalogue": Catalogue.model_json_schema(),
+                      "mri_config": MriConfig.model_json_schema()}}
 
 
 def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m synth_pipeline.config: rewrite docs/config.schema.json
+    SCHEMA_PATH.write_text(schema_text())

@@ -81,8 +81,7 @@ def test_the_report_names_an_override_on_its_first_screen():
 
 def test_json_schema_file_is_the_models_schema():
     assert json.loads(SCHEMA_PATH.read_text()) == json_schema(), (
-        "docs/config.schema.json is stale: regenerate it with "
-        "python -c 'from synth_pipeline.config import *; SCHEMA_PATH.write_text(schema_text())'")
+        "docs/config.schema.json is stale: regenerate it with python -m synth_pipeline.config")
     props = json_schema()["$defs"]["run_config"]["$defs"]["Thresholds"]["properties"]
     assert props["memorisation_max"]["maximum"] == 1.0 and props["memorisation_max"]["minimum"] == 0.0
 
