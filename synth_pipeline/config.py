@@ -85,8 +85,8 @@ class Thresholds(ThresholdSet):
     linkability_ci_high_max: float = _unit(0.09, "linkability_gate: upper end of the 95% CI of anonymeter's "
                                                  "linkability risk (strictly below passes)")
     tstr_ratio_min: float = _unit(0.90, "tstr_gate: best TSTR AUROC / best TRTR AUROC")
-    inference_ci_high_max: float = _unit(0.09, "inference_gate: upper end of the 95% CI of anonymeter's "
-                                               "attribute-inference risk")
+    inference_ci_low_max: float = _unit(0.25, "inference_gate: lower end of the 95% CI of anonymeter's "
+                                              "attribute-inference risk (benchmarks/PRIVACY_GATES.md)")
 
 
 class RunConfig(Settings):
@@ -168,10 +168,12 @@ def _known(cls: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def gate_settings_sha256(cfg: RunConfig) -> str:
-    """Digest of everything a gate verdict depends on besides the data: thresholds, attack count
-    and seed. A check result computed under other settings must not release this candidate."""
+    """Digest of everything a gate verdict depends on besides the data: thresholds, attack count,
+    seed, declared sensitive columns and k. A check result computed under other settings must not
+    release this candidate."""
     body = {"thresholds": cfg.thresholds.model_dump(), "link_attacks": cfg.link_attacks,
-            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed}
+            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed,
+            "sensitive_columns": list(cfg.sensitive_columns), "small_cell_k": cfg.small_cell_k}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
