@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_pipeline.config import RunConfig
+from synth_pipeline.data.sql import sql_input_differences
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
 from synth_pipeline.release import code_version, package_versions
@@ -51,17 +52,7 @@ def input_differences(manifest: dict[str, Any]) -> list[str]:
     diffs = []
     inp = manifest["input"]
     if "sql" in inp:
-        from synth_pipeline.data.sql import read_sql
-        from synth_pipeline.hashing import frame_sha256
-
-        try:
-            sha = frame_sha256(read_sql(inp["sql"], inp["connection"], where="input"))
-        except BadInput as e:
-            return [f"{e} (cannot re-read the SQL source)"]
-        if sha != inp["sha256"]:
-            diffs.append(f"input sql: the rows read now hash to {sha[:12]}…, not the release's {inp['sha256'][:12]}… "
-                         "(the table changed since)")
-        return diffs
+        return sql_input_differences(inp)
     path = Path(inp["path"])
     if not path.is_file():
         diffs.append(f"input {path}: missing")

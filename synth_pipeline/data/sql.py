@@ -50,3 +50,18 @@ def sql_columns(query: str, connection: str, *, where: str = "sql") -> list[str]
     inner = query.strip().rstrip(";")
     return _run(query, connection, where,
                 lambda conn, sa: list(conn.execute(sa.text(f"SELECT * FROM ({inner}) AS q LIMIT 0")).keys()))
+
+
+def sql_input_differences(inp: dict) -> list[str]:
+    """`reproduce`'s input check for a SQL source: the query cannot run now, or the rows it returns
+    now are not those the release was made from (the manifest's `input` block, from input_record)."""
+    from synth_pipeline.hashing import frame_sha256
+
+    try:
+        sha = frame_sha256(read_sql(inp["sql"], inp["connection"], where="input"))
+    except BadInput as e:
+        return [f"{e} (cannot re-read the SQL source)"]
+    if sha != inp["sha256"]:
+        return [f"input sql: the rows read now hash to {sha[:12]}…, not the release's {inp['sha256'][:12]}… "
+                "(the table changed since)"]
+    return []
