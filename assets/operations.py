@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources import AlertWebhook
-from synth_pipeline.catalogue import load_catalogue
+from synth_pipeline.catalogue import check_entry_columns, load_catalogue
 from synth_pipeline.config import RunConfig
 from synth_pipeline.errors import BadInput
 
@@ -115,13 +115,19 @@ def new_input_file(context: dg.SensorEvaluationContext):
         return dg.SkipReason(f"{folder}: watched folder does not exist")
     requests = []
     try:
-        catalogue = {e.name: e for e in load_catalogue(check_columns=False).datasets if e.sql is None}
+        catalogue = {e.name: e for e in load_catalogue().datasets if e.sql is None}
     except BadInput as e:
         return dg.SkipReason(f"catalogue refused, nothing started: {e}")
     for data in sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".parquet")):
         sidecar = data.with_suffix(".json")
         if data.stem in catalogue:  # a new file for a catalogue entry: that entry's settings
-            settings = catalogue[data.stem].run_config().to_dict()
+            entry = catalogue[data.stem].model_copy(update={"path": str(data)})
+            try:
+                check_entry_columns(entry, where=f"{data}: entry '{entry.name}'")
+            except BadInput as e:
+                context.log.warning(f"{e}; not started")
+                continue
+            settings = entry.run_config().to_dict()
         elif sidecar.is_file():
             try:
                 settings = RunConfig.from_dict(json.loads(sidecar.read_text()), where=str(sidecar)).to_dict()

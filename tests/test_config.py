@@ -183,7 +183,7 @@ def test_schedules_launch_one_run_per_entry_and_nothing_for_a_bad_catalogue(tmp_
 def test_ui_and_sensor_launch_by_entry_name(tmp_path, monkeypatch):
     from assets.operations import new_input_file
 
-    p = _write(tmp_path, "datasets:\n  - {name: ward7, path: actg175, generator: smote}\n")
+    p = _write(tmp_path, "datasets:\n  - {name: ward7, path: actg175, target: cens, generator: smote}\n")
     monkeypatch.setenv("SYNTH_CATALOGUE", str(p))
     assert PipelineSettings(catalogue_entry="ward7").run_config().generator == "smote"
     with pytest.raises(BadInput, match="catalogue_entry 'ward7' is set together with generator"):
@@ -206,3 +206,16 @@ def test_the_readme_catalogue_example_is_a_valid_catalogue(tmp_path):
     cat = load_catalogue(_write(tmp_path, text), check_columns=False)  # its sources are examples, not files here
     assert cat.entry("icu_sql").run_config().connection == "ICU_DB_URL" and cat.entry("icu_sql").cron
     assert cat.entry("ward7").run_config().data == "/data/exports/ward7.csv"
+
+
+def test_sensor_checks_a_dropped_file_against_its_catalogue_entry(tmp_path, monkeypatch):
+    from assets.operations import new_input_file
+
+    monkeypatch.setenv("SYNTH_CATALOGUE", str(_write(tmp_path, "datasets:\n  - {name: ward7, path: actg175, target: cens, drop: [days]}\n")))
+    watch = tmp_path / "incoming"
+    watch.mkdir()
+    monkeypatch.setenv("SYNTH_WATCH_DIR", str(watch))
+    (watch / "ward7.csv").write_text("a,b,cens\n1,2,0\n")  # no `days` column: the entry does not fit this file
+    assert isinstance(new_input_file(dg.build_sensor_context()), dg.SkipReason)
+    (watch / "ward7.csv").write_text("a,days,cens\n1,2,0\n")
+    assert len(new_input_file(dg.build_sensor_context())) == 1
