@@ -6,7 +6,6 @@ import pandas as pd
 from assets.refusal import final_on_bad_input
 from resources import PipelineSettings
 from synth_pipeline.data import load_dataset
-from synth_pipeline.hashing import file_sha256
 from synth_pipeline.preprocess import model_table
 from synth_pipeline.schema import Schema
 from synth_pipeline.validation import require_valid, validate_table
@@ -17,20 +16,22 @@ GROUP = "tabular"
 @dg.asset(group_name=GROUP, kinds={"pandas"})
 @final_on_bad_input
 def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> pd.DataFrame:
-    """The source table as read (bundled name or CSV / Parquet / ARFF path), with its schema."""
+    """The source table as read (bundled name, CSV / Parquet / ARFF path, or SQL query), with its schema."""
     cfg = settings.run_config()
     loaded = load_dataset(
         cfg.data, target=cfg.target, drop=cfg.drop, id_columns=cfg.id_columns, column_kinds=cfg.column_kinds,
-        on_identifiers=cfg.on_identifiers,
+        on_identifiers=cfg.on_identifiers, name=cfg.name, sql=cfg.sql, connection=cfg.connection,
     )
     raw = loaded.raw.copy()
-    sha = file_sha256(loaded.source)
+    inp = loaded.input_record()
+    sha = inp["sha256"]
     raw.attrs = {
         "schema": loaded.schema.to_dict(),
-        "input": {"path": str(loaded.source), "sha256": sha, "rows": len(raw), "columns": len(raw.columns)},
+        "input": {**inp, "rows": len(raw), "columns": len(raw.columns)},
     }
     context.add_output_metadata(
-        {"dataset": loaded.schema.dataset, "source": str(loaded.source), "input_sha256": sha, "rows": len(raw)}
+        {"dataset": loaded.schema.dataset, "source": inp.get("path") or inp["sql"], "input_sha256": sha,
+         "rows": len(raw)}
     )
     return raw
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import dagster as dg
 
 from resources import AlertWebhook
-from synth_pipeline.data import BUNDLED
+from synth_pipeline.catalogue import check_entry_columns, load_catalogue
+from synth_pipeline.config import RunConfig
+from synth_pipeline.errors import BadInput
 
 # Transient failures (a busy GPU, a flaky network file system) get two more tries; bad input and
 # gate refusals raise Failure(allow_retries=False) and are not retried.
@@ -54,38 +56,93 @@ def lane_config(data: str, lane: str, settings: dict | None = None) -> dict:
     }
 
 
+def catalogue_requests(context: dg.ScheduleEvaluationContext, *, cron: str | None):
+    """One run request per catalogue entry whose `cron` is `cron`, each with the entry's whole run
+    config; a bad catalogue (checked whole, see synth_pipeline/catalogue.py) starts nothing."""
+    day = context.scheduled_execution_time.strftime("%Y%m%d")
+    try:
+        entries = [e for e in load_catalogue().datasets if e.cron == cron]
+    except BadInput as e:
+        return dg.SkipReason(f"catalogue refused, nothing started: {e}")
+    return [
+        dg.RunRequest(
+            run_key=f"{e.name}-{day}",
+            run_config=lane_config(e.run_config().data, f"nightly/{e.name}", e.run_config().to_dict()),
+            tags={"synth/dataset": e.name, "synth/date": day},
+        )
+        for e in entries
+    ] or dg.SkipReason("no catalogue entry on this schedule")
+
+
 @dg.schedule(job=release_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def nightly_release(context: dg.ScheduleEvaluationContext):
-    """One run per bundled dataset with the default generator (off by default)."""
-    day = context.scheduled_execution_time.strftime("%Y%m%d")
-    for dataset in sorted(BUNDLED):
-        yield dg.RunRequest(
-            run_key=f"{dataset}-{day}",
-            run_config=lane_config(dataset, f"nightly/{dataset}"),
-            tags={"synth/dataset": dataset, "synth/date": day},
-        )
+    """One run per catalogue entry without a `cron` of its own (off by default). The catalogue is
+    $SYNTH_CATALOGUE, else ./catalogue.yaml, else the shipped one: the bundled tables."""
+    return catalogue_requests(context, cron=None)
+
+
+def entry_schedules() -> list[dg.ScheduleDefinition]:
+    """A schedule `release_<name>` for each catalogue entry with its own `cron` (off by default). Built
+    when the code location loads; an unreadable catalogue here adds none (nightly_release reports it)."""
+    try:
+        entries = [e for e in load_catalogue(check_columns=False).datasets if e.cron]
+    except BadInput:
+        return []
+
+    def make(entry):
+        @dg.schedule(name=f"release_{entry.name.replace('.', '_').replace('-', '_')}", job=release_job,
+                     cron_schedule=entry.cron, execution_timezone="UTC",
+                     default_status=dg.DefaultScheduleStatus.STOPPED)
+        def _schedule(context: dg.ScheduleEvaluationContext):
+            requests = catalogue_requests(context, cron=entry.cron)
+            return requests if isinstance(requests, dg.SkipReason) else [
+                r for r in requests if r.tags["synth/dataset"] == entry.name]
+
+        return _schedule
+
+    return [make(e) for e in entries]
 
 
 @dg.sensor(job=release_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
 def new_input_file(context: dg.SensorEvaluationContext):
-    """A `<name>.csv` or `<name>.parquet` landing in $SYNTH_WATCH_DIR (default `incoming/`) next to a
-    `<name>.json` run config (at least {"target": ...}) starts one release. The run key is the file's
+    """A `<name>.csv` or `<name>.parquet` landing in $SYNTH_WATCH_DIR (default `incoming/`) starts one
+    release: with the settings of the catalogue entry `<name>` (its source replaced by the file), or
+    else of a `<name>.json` run config next to it (at least {"target": ...}). The run key is the file's
     name, size and mtime, so a replaced file runs again and an unchanged one never does."""
     folder = Path(os.environ.get(WATCH_DIR_ENV, "incoming"))
     if not folder.is_dir():
         return dg.SkipReason(f"{folder}: watched folder does not exist")
     requests = []
+    try:
+        catalogue = {e.name: e for e in load_catalogue().datasets if e.sql is None}
+    except BadInput as e:
+        return dg.SkipReason(f"catalogue refused, nothing started: {e}")
     for data in sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".parquet")):
         sidecar = data.with_suffix(".json")
-        if not sidecar.is_file():
-            context.log.warning(f"{data}: no {sidecar.name} run config (needs at least a target); not started")
+        if data.stem in catalogue:  # a new file for a catalogue entry: that entry's settings
+            entry = catalogue[data.stem].model_copy(update={"path": str(data)})
+            try:
+                check_entry_columns(entry, where=f"{data}: entry '{entry.name}'")
+            except BadInput as e:
+                context.log.warning(f"{e}; not started")
+                continue
+            settings = entry.run_config().to_dict()
+        elif sidecar.is_file():
+            try:
+                settings = RunConfig.from_dict(json.loads(sidecar.read_text()), where=str(sidecar)).to_dict()
+            except (BadInput, json.JSONDecodeError) as e:
+                context.log.warning(f"{sidecar}: {e}; not started")
+                continue
+        else:
+            context.log.warning(f"{data}: no catalogue entry named {data.stem} and no {sidecar.name} run config "
+                                "(needs at least a target); not started")
             continue
         stat = data.stat()
         requests.append(
             dg.RunRequest(
                 run_key=f"{data.name}:{stat.st_size}:{stat.st_mtime_ns}",
-                run_config=lane_config(str(data.resolve()), f"sensor/{data.stem}", json.loads(sidecar.read_text())),
+                run_config=lane_config(str(data.resolve()), f"sensor/{data.stem}", settings),
                 tags={"synth/dataset": data.stem, "synth/source": str(data)},
             )
         )

@@ -78,6 +78,7 @@ def release(
         "code_version": code_version(),
         "packages": package_versions(),
         "thresholds": cfg.to_dict()["thresholds"],
+        "overrides": cfg.overrides(),
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
         "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),

@@ -1,77 +1,111 @@
-"""Run settings as a Dagster resource: the UI/launchpad face of synth_pipeline.config.RunConfig."""
+"""Run settings as Dagster resources: the UI/launchpad face of synth_pipeline.config.RunConfig and
+synth_pipeline.imaging.config.MriConfig.
 
-import json
+The resource's fields are *derived* from the core pydantic model (same names, nesting, defaults and
+descriptions), so the Dagster run config under `resources.settings.config` has exactly the shape of a
+`--config` JSON file or a catalogue entry, and defaults are written once, in the core. The core model
+cannot itself be a `dg.Config` (synth_pipeline/ never imports dagster), and Dagster's config types
+know no tuples: tuples become lists, nested models nested `dg.Config`s. Types are checked by Dagster
+when a run is launched; ranges, strictness and cross-field rules by the core model when a step asks
+for `run_config()` (a violation is a BadInput, final, never retried)."""
+
+import types
+import typing
+from typing import Any
 
 import dagster as dg
+from pydantic import BaseModel, Field, create_model
 
-from synth_pipeline.config import RunConfig, Thresholds
-from synth_pipeline.imaging.config import MriConfig, MriThresholds
+from synth_pipeline.config import RunConfig
+from synth_pipeline.errors import BadInput
+from synth_pipeline.imaging.config import MriConfig
 
-
-def _nested(flat: dict, thresholds_cls: type, params: str) -> dict:
-    """A settings resource's flat fields -> the config dict: thresholds nested, `<params>_json` parsed
-    (launchpad fields must be flat and typed; the core config nests them)."""
-    d = dict(flat)
-    thresholds = {k: d.pop(k) for k in thresholds_cls.__dataclass_fields__}
-    d[params] = json.loads(d.pop(f"{params}_json"))
-    return {**d, "thresholds": thresholds}
+CATALOGUE_ENTRY = "catalogue_entry"
 
 
-def _flat(config: dict, params: str) -> dict:
-    d = dict(config)
-    d.update(d.pop("thresholds"))
-    d[f"{params}_json"] = json.dumps(d.pop(params), sort_keys=True)
-    return d
+def _dagster_type(annotation: Any, *, top: bool = True) -> Any:
+    """The core field's type as a Dagster config type: tuple[X, ...] -> list[X], a nested model ->
+    its derived dg.Config, unions and containers element by element; a Literal is a Dagster enum at
+    the top level and its value type inside a container (Dagster knows no nested enum)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _derive(annotation, dg.Config)
+    if origin is typing.Literal and not top:
+        return type(args[0])
+    if origin is tuple:
+        return list[_dagster_type(args[0], top=False)]
+    if origin in (types.UnionType, typing.Union):
+        return typing.Union[tuple(_dagster_type(a, top=top) for a in args)]  # noqa: UP007
+    if origin is dict:
+        return dict[args[0], _dagster_type(args[1], top=False)]
+    return annotation
 
 
-class PipelineSettings(dg.ConfigurableResource):
-    """What to release and how. Defaults are the product defaults (FLCHAIN, Gaussian copula)."""
+def _dagster_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _derive(type(value), dg.Config)(**value.model_dump())
+    return list(value) if isinstance(value, tuple) else value
 
-    data: str = "flchain"
-    target: str | None = None
-    generator: str = "gaussian_copula"
-    generator_params_json: str = "{}"
-    seed: int = 0
-    n_rows: int | None = None
-    conditions: dict[str, str] = {}
-    holdout_fraction: float = 0.3
-    drop: list[str] = []
-    id_columns: list[str] = []
-    column_kinds: dict[str, str] = {}
-    link_attacks: int = 1000
-    link_neighbors: int = 5
-    memorisation_max: float = Thresholds.memorisation_max
-    dcr_share_max: float = Thresholds.dcr_share_max
-    linkability_ci_high_max: float = Thresholds.linkability_ci_high_max
-    tstr_ratio_min: float = Thresholds.tstr_ratio_min
-    on_identifiers: str = "drop"
 
+_DERIVED: dict[type, type] = {}
+
+
+def _derive(model: type[BaseModel], base: type, name: str | None = None, **extra: Any) -> type:
+    """A `base` subclass whose fields mirror `model`'s (plus `extra`), for Dagster's config system."""
+    if name is None and model in _DERIVED:
+        return _DERIVED[model]
+    fields = {n: (_dagster_type(f.annotation), Field(_dagster_default(f.default), description=f.description))
+              for n, f in model.model_fields.items()}
+    cls = create_model(name or f"{model.__name__}Settings", __base__=base, __module__=__name__,
+                       __doc__=model.__doc__, **fields, **extra)
+    if name is None:
+        _DERIVED[model] = cls
+    return cls
+
+
+def _as_core(settings: BaseModel, core: type, where: str) -> Any:
+    """The resource's values validated by the core model (lists become tuples there)."""
+    values = settings.model_dump()
+    values.pop(CATALOGUE_ENTRY, None)
+    return core.from_dict(values, where=where)
+
+
+class _PipelineSettings(dg.ConfigurableResource):
     def run_config(self) -> RunConfig:
-        return RunConfig.from_dict(_nested(self.model_dump(), Thresholds, "generator_params"))
+        """The validated core config. With `catalogue_entry` set, that entry of the catalogue
+        ($SYNTH_CATALOGUE, default catalogue.yaml) is the config, and no other field may be set."""
+        cfg = _as_core(self, RunConfig, "settings")
+        name = getattr(self, CATALOGUE_ENTRY)
+        if not name:
+            return cfg
+        from synth_pipeline.catalogue import load_catalogue
+
+        default = RunConfig().to_dict()
+        changed = sorted(k for k, v in cfg.to_dict().items() if v != default[k])
+        if changed:
+            raise BadInput(f"settings: catalogue_entry '{name}' is set together with {', '.join(changed)}; "
+                           "set one or the other")
+        return load_catalogue(None, check_columns=False).entry(name).run_config()
 
     @classmethod
-    def from_run_config(cls, cfg: RunConfig) -> "PipelineSettings":
-        return cls(**_flat(cfg.to_dict(), "generator_params"))
+    def from_run_config(cls, cfg: RunConfig) -> "_PipelineSettings":
+        return cls(**cfg.to_dict())
 
 
-class MriSettings(dg.ConfigurableResource):
-    """What the MRI arm releases and how (the launchpad face of synth_pipeline.imaging.config.MriConfig)."""
-
-    data: str = "default"
-    model: str = "diffusion"
-    budget: str = "default"
-    model_params_json: str = "{}"
-    seed: int = 0
-    size: int = 32
-    holdout_fraction: float = 0.3
-    cohort_subjects: int = 12
-    n_samples: int | None = None
-    memorisation_max: float = MriThresholds.memorisation_max
-    fid_ratio_max: float | None = MriThresholds.fid_ratio_max
-
+class _MriSettings(dg.ConfigurableResource):
     def mri_config(self) -> MriConfig:
-        return MriConfig.from_dict(_nested(self.model_dump(), MriThresholds, "model_params"))
+        return _as_core(self, MriConfig, "mri_settings")
 
     @classmethod
-    def from_mri_config(cls, cfg: MriConfig) -> "MriSettings":
-        return cls(**_flat(cfg.to_dict(), "model_params"))
+    def from_mri_config(cls, cfg: MriConfig) -> "_MriSettings":
+        return cls(**cfg.to_dict())
+
+
+PipelineSettings = _derive(
+    RunConfig, _PipelineSettings, "PipelineSettings",
+    catalogue_entry=(str | None, Field(None, description="run this catalogue entry (catalogue.yaml or "
+                                                         "$SYNTH_CATALOGUE) instead of the fields below")),
+)
+PipelineSettings.__doc__ = "What to release and how: the fields of synth_pipeline.config.RunConfig, or a catalogue entry."
+MriSettings = _derive(MriConfig, _MriSettings, "MriSettings")
+MriSettings.__doc__ = "What the MRI arm releases and how: the fields of synth_pipeline.imaging.config.MriConfig."

@@ -163,22 +163,36 @@ def run_mri_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, st
     return _classify(result, out, release_node="mri_release", dataset_node="mri_slices")
 
 
-def cmd_release(args) -> int:
+def _base_config(args):
+    """--config FILE, or one entry of a catalogue (--catalogue FILE / $SYNTH_CATALOGUE --dataset NAME)."""
     from synth_pipeline.config import load_config
 
-    cfg = load_config(args.config).with_overrides(
+    if args.dataset is None:
+        if args.catalogue is not None:
+            raise BadInput("--catalogue needs --dataset NAME (the entry to run)")
+        return load_config(args.config)
+    if args.data is not None or args.config is not None:
+        raise BadInput("--dataset runs a catalogue entry: give --data / --config without it, or neither")
+    from synth_pipeline.catalogue import load_catalogue
+
+    return load_catalogue(args.catalogue).entry(args.dataset).run_config()
+
+
+def cmd_release(args) -> int:
+    cfg = _base_config(args).with_overrides(
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
         drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
         on_identifiers=args.on_identifiers,
     )
     _check_name(GENERATORS, "generator", cfg.generator, "--generator")
     out = _out_dir(args.out)
-    print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {out}", file=sys.stderr)
+    print(f"synth-pipeline: releasing {cfg.name or cfg.data} with {cfg.generator} (seed {cfg.seed}) into {out}", file=sys.stderr)
+    for o in cfg.overrides():
+        print(f"synth-pipeline: deliberate override: {o['threshold']} = {o['value']} (default {o['default']}, "
+              f"{o['note']}); recorded in the manifest", file=sys.stderr)
     outcome = run_release(cfg, out, verbose=args.verbose)
     print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
     return outcome.exit_code
-
-
 
 
 def cmd_evaluate(args) -> int:
@@ -398,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="release root folder (created if missing)")
     r.add_argument("--seed", type=_seed, help=seed_help)
     r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig, see docs/); flags override it")
+    r.add_argument("--catalogue", help="catalogue YAML (default: $SYNTH_CATALOGUE, else ./catalogue.yaml)")
+    r.add_argument("--dataset", help="run this entry of the catalogue (flags override it)")
     r.add_argument("--drop", help="comma-separated columns to drop (e.g. leaky outcome columns)")
     r.add_argument("--id-columns", help="comma-separated identifier columns to remove")
     r.add_argument("--on-identifiers", choices=("drop", "refuse"),

@@ -5,7 +5,9 @@ import dagster as dg
 from assets import evaluation, ingest, release, split, training
 from assets.gates import GATE_CHECKS
 from assets.mri import MRI_ASSETS, MRI_GATE_CHECKS
-from assets.operations import alerts_from_env, mri_release_job, new_input_file, nightly_release, release_job
+from assets.operations import (
+    alerts_from_env, entry_schedules, mri_release_job, new_input_file, nightly_release, release_job,
+)
 from resources import ComputeDevice, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
 
 ASSETS = [
@@ -36,7 +38,7 @@ defs = dg.Definitions(
     assets=[*ASSETS, *MRI_ASSETS],
     asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
     jobs=[release_job, mri_release_job],
-    schedules=[nightly_release],
+    schedules=[nightly_release, *entry_schedules()],
     sensors=[new_input_file],
     resources=default_resources(),
 )

@@ -107,6 +107,16 @@ def _plots_section(plots_data: Mapping[str, Any] | None, reports: Mapping[str, A
     return "\n".join(out)
 
 
+def overrides_note(overrides: Sequence[Mapping[str, Any]] | None) -> str:
+    """First-screen warning: thresholds set looser than their defaults (a deliberate override)."""
+    if not overrides:
+        return ""
+    items = "; ".join(f"<code>{fmt(o.get('threshold'))}</code> = {fmt(o.get('value'))} (default "
+                      f"{fmt(o.get('default'))}, {fmt(o.get('note'))})" for o in overrides)
+    return (f"<p id='overrides' class='refused'><b>Deliberate override{'s' if len(overrides) > 1 else ''} of the "
+            f"default gate:</b> {items}. Recorded in <code>manifest.json</code> under <code>overrides</code>.</p>")
+
+
 def page(title: str, body: str) -> str:
     return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{title}</title>\n"
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
@@ -129,7 +139,8 @@ def render_report(manifest: Mapping[str, Any]) -> str:
 · release <code>{fmt(manifest.get('release_id'))}</code>
 · generator <code>{fmt(cfg.get('generator'))}</code> · seed {fmt(cfg.get('seed'))}
 · {fmt(manifest.get('n_rows'))} synthetic rows</p>
-<p>Input <code>{fmt(inp.get('path'))}</code> sha256 <code>{fmt(inp.get('sha256'))}</code>;
+{overrides_note(manifest.get('overrides'))}
+<p>Input <code>{fmt(inp.get('path') or inp.get('sql'))}</code> sha256 <code>{fmt(inp.get('sha256'))}</code>;
 train {fmt(inp.get('train_rows'))} rows, holdout {fmt(inp.get('holdout_rows'))} rows.
 Dagster run <code>{fmt(manifest.get('dagster', {}).get('run_id'))}</code>.</p>
 <h2>Gates</h2>

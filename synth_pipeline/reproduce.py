@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_pipeline.config import RunConfig
+from synth_pipeline.data.sql import sql_input_differences
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
 from synth_pipeline.release import code_version, package_versions
@@ -46,9 +47,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def input_differences(manifest: dict[str, Any]) -> list[str]:
-    """The input file is missing or its bytes are not those the release was made from."""
+    """The input file is missing or its bytes are not those the release was made from; for a SQL
+    source, the query cannot run now or its rows are not those the release was made from."""
     diffs = []
     inp = manifest["input"]
+    if "sql" in inp:
+        return sql_input_differences(inp)
     path = Path(inp["path"])
     if not path.is_file():
         diffs.append(f"input {path}: missing")

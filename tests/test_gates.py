@@ -2,7 +2,6 @@
 boundaries, readable reasons with the numbers, and refusal whenever evidence is missing."""
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -64,7 +63,7 @@ def test_linkability_gate_pass_refuse_and_not_enough_evidence():
     assert "not enough evidence" in unsure.reason and "about 400 holdout rows" in unsure.reason
     assert unsure.metrics[0].detail["rows_needed"] == 400
     # the gate's own threshold decides, not the one the metric was computed with
-    stricter = linkability_gate(link(0.05, 0.0, 0.08, n=100), replace(T, linkability_ci_high_max=0.07))
+    stricter = linkability_gate(link(0.05, 0.0, 0.08, n=100), T.with_overrides(linkability_ci_high_max=0.07))
     assert not stricter.passed and stricter.metrics[0].detail["rows_needed"] == 225
 
 

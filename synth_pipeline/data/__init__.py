@@ -13,7 +13,9 @@ import pandas as pd
 from synth_pipeline.data.bundled import BUNDLED, BundledDataset
 from synth_pipeline.data.infer import KINDS, check_kinds, choose_positive, infer_spec, override_kind
 from synth_pipeline.data.readers import SUPPORTED, read_table
+from synth_pipeline.data.sql import read_sql
 from synth_pipeline.errors import BadInput
+from synth_pipeline.hashing import file_sha256, frame_sha256
 from synth_pipeline.identifiers import detect_identifiers
 from synth_pipeline.schema import ColumnSpec, Schema
 
@@ -27,11 +29,22 @@ MIXED_NUMERIC_SHARE = 0.9  # a text column whose values are mostly numbers is a 
 @dataclass(frozen=True)
 class LoadedTable:
     """raw: the table as read, every original column; schema: the modelled columns (target included)
-    after drop/identifier removal; source: the file read, hashed into the release manifest."""
+    after drop/identifier removal; source: the file read, hashed into the release manifest (None for
+    a SQL source: then `sql` and `connection` say what was read, and the rows read are hashed)."""
 
     raw: pd.DataFrame
     schema: Schema
-    source: Path
+    source: Path | None
+    sql: str | None = None
+    connection: str | None = None
+
+    def input_record(self) -> dict[str, str]:
+        """What the manifest records of the input, so `reproduce` can tell whether it changed since:
+        a file's path and byte hash, or a query's text and the hash of the rows it returned."""
+        if self.sql is not None:
+            return {"sql": self.sql, "connection": str(self.connection), "sha256": frame_sha256(self.raw),
+                    "sha256_of": "rows read (frame_sha256: their Parquet bytes)"}
+        return {"path": str(self.source), "sha256": file_sha256(self.source)}
 
 
 def load_dataset(
@@ -42,6 +55,9 @@ def load_dataset(
     id_columns: Sequence[str] = (),
     column_kinds: Mapping[str, str] | None = None,
     on_identifiers: str = "drop",
+    name: str | None = None,
+    sql: str | None = None,
+    connection: str | None = None,
 ) -> LoadedTable:
     """Load a bundled table (case-insensitive name) or a .csv/.parquet/.arff file. Raises BadInput
     with one line naming the file, column or problem for anything the user can fix.
@@ -49,13 +65,19 @@ def load_dataset(
     For a file (not a bundled table, whose schema is declared), columns that look like direct
     identifiers (synth_pipeline.identifiers) are dropped into `identifiers` with the reason in the
     schema notes, or, with on_identifiers="refuse", the load fails naming them. All-missing columns
-    are dropped with a note; constant ones are kept with a note."""
+    are dropped with a note; constant ones are kept with a note. With `sql` (and `connection`, the
+    environment variable holding the URL) the rows come from that query and are screened like file
+    data. `name` names the dataset (its release folder) instead of the bundled name or file stem."""
     if on_identifiers not in ON_IDENTIFIERS:
         raise BadInput(f"config: on_identifiers {on_identifiers!r} must be one of {', '.join(ON_IDENTIFIERS)}")
-    bundled = BUNDLED.get(str(data).strip().lower())
-    source = bundled.path() if bundled else _resolve_path(str(data))
-    raw = read_table(source)
-    where = bundled.schema.dataset if bundled else str(source)
+    bundled = None if sql is not None else BUNDLED.get(str(data).strip().lower())
+    if sql is not None:
+        source, where = None, f"{name} (sql)"
+        raw = read_sql(sql, str(connection), where=where)
+    else:
+        source = bundled.path() if bundled else _resolve_path(str(data))
+        raw = read_table(source)
+        where = bundled.schema.dataset if bundled else str(source)
     declared = bundled.schema if bundled else None
     target = target or (declared.target if declared else None)
     if target is None:
@@ -80,18 +102,18 @@ def load_dataset(
     _check_classes(raw[target], where)
     positive = declared.positive if declared and target == declared.target else choose_positive(raw[target])
     schema = Schema(
-        dataset=declared.dataset if declared else slugify(source.stem),
+        dataset=name or (declared.dataset if declared else slugify(source.stem)),
         target=target,
         columns=specs,
         drop=drop_all,
         identifiers=ids_all,
         positive=positive,
         sensitive=tuple(c for c in declared.sensitive if c in kept and c != target) if declared else (),
-        source=declared.source if declared else str(source),
+        source=declared.source if declared else (str(source) if source else f"sql via ${connection}"),
         licence=declared.licence if declared else "",
         notes=notes,
     )
-    return LoadedTable(raw=raw, schema=schema, source=source)
+    return LoadedTable(raw=raw, schema=schema, source=source, sql=sql, connection=connection)
 
 
 def _resolve_path(data: str) -> Path:

@@ -109,3 +109,27 @@ def _first_line(e: Exception) -> str:
 def _decode_nominal(v: object) -> object:
     s = v.decode("utf-8") if isinstance(v, bytes) else v
     return np.nan if s == "?" else s
+
+
+def table_columns(path: Path) -> list[str]:
+    """A supported file's column names, reading as little as the format allows (Parquet: its schema;
+    CSV: the header line; ARFF: the whole file, as scipy reads it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the same one-line BadInput
+            raise BadInput(f"{path}: cannot read Parquet ({_first_line(e)})") from None
+    if suffix == ".csv":
+        with open(path, "rb") as f:
+            text = decode_text(path, f.read(_SNIFF_BYTES))
+        try:
+            return [str(c) for c in pd.read_csv(io.StringIO(text), sep=sniff_delimiter(text), nrows=0).columns]
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+            raise BadInput(f"{path}: cannot parse CSV ({_first_line(e)})") from None
+    return [str(c) for c in read_table(path).columns]

@@ -2,68 +2,52 @@
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from synth_pipeline.config import checked_fields, read_json_config
-from synth_pipeline.errors import BadInput
+from pydantic import Field, field_validator
+
+from synth_pipeline.config import Settings, ThresholdSet, read_json_config
 
 SIZES = (32, 64, 128)
 
 
-@dataclass(frozen=True)
-class MriThresholds:
+class MriThresholds(ThresholdSet):
     """Image gates. Memorisation (pixel and feature space) is judged like the tabular DCR gate's
     memorisation rate: a fresh real sample scores 0.05. `fid_ratio_max`
     bounds FID(synthetic, holdout) / FID(noise reference, holdout): a generator must be much closer to
     real slices than structured noise is (None switches the fidelity gate off)."""
 
-    memorisation_max: float = 0.10
-    fid_ratio_max: float | None = 0.5
+    memorisation_max: float = Field(0.10, ge=0.0, le=1.0)
+    fid_ratio_max: float | None = Field(0.5, ge=0.0, le=1.0)
 
 
-@dataclass(frozen=True)
-class MriConfig:
-    data: str = "default"  # "default" (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes
+class MriConfig(Settings):
+    data: str = Field("default", description="'default' (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes")
     model: str = "diffusion"
     budget: str = "default"
-    model_params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    size: int = 32
-    holdout_fraction: float = 0.3
-    cohort_subjects: int = 12
-    n_samples: int | None = None  # None: one synthetic slice per holdout slice, at the same position
-    thresholds: MriThresholds = field(default_factory=MriThresholds)
+    model_params: dict[str, Any] = {}
+    seed: int = Field(0, ge=0)
+    size: int = Field(32, description=f"slice size in pixels, one of {SIZES}")
+    holdout_fraction: float = Field(0.3, ge=0.1, le=0.5)
+    cohort_subjects: int = Field(12, ge=4)
+    n_samples: int | None = Field(None, ge=10, description="None: one synthetic slice per holdout slice, at the same position")
+    thresholds: MriThresholds = MriThresholds()
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+    @field_validator("size")
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MriConfig":
-        cfg = cls(**checked_fields(cls, d, MriThresholds))
-        cfg.validate()
-        return cfg
+    def _size(cls, v: int) -> int:
+        if v not in SIZES:
+            raise ValueError(f"size {v} must be one of {SIZES}")
+        return v
 
-    def with_overrides(self, **kw: Any) -> "MriConfig":
-        cfg = replace(self, **{k: v for k, v in kw.items() if v is not None})
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        if self.size not in SIZES:
-            raise BadInput(f"config: size {self.size} must be one of {SIZES}")
-        if not 0.1 <= self.holdout_fraction <= 0.5:
-            raise BadInput(f"config: holdout_fraction {self.holdout_fraction} must be in [0.1, 0.5]")
-        if self.n_samples is not None and self.n_samples < 10:
-            raise BadInput(f"config: n_samples must be >= 10, got {self.n_samples}")
-        if self.cohort_subjects < 4:
-            raise BadInput(f"config: cohort_subjects must be >= 4, got {self.cohort_subjects}")
+    def overrides(self) -> list[dict[str, Any]]:
+        return self.thresholds.overrides()
 
 
 def mri_gate_settings_sha256(cfg: MriConfig) -> str:
     """Digest of what an image gate verdict depends on besides the images: thresholds and seed."""
-    body = {"thresholds": asdict(cfg.thresholds), "seed": cfg.seed}
+    body = {"thresholds": cfg.thresholds.model_dump(), "seed": cfg.seed}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

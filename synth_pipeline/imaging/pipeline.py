@@ -116,7 +116,7 @@ def release_contents(cfg: MriConfig, fake: SliceSet, volume: SliceSet, train: Sl
                   "train_subjects": train.subjects(), "holdout_subjects": holdout.subjects(),
                   "train_slices": len(train), "holdout_slices": len(holdout)},
         "config": cfg.to_dict(), "seed": cfg.seed, "model": cfg.model, "thresholds": cfg.to_dict()["thresholds"],
-        "code_version": code_version(), "packages": package_versions(MRI_PACKAGES),
+        "overrides": cfg.overrides(), "code_version": code_version(), "packages": package_versions(MRI_PACKAGES),
         "gates": gates, "metrics": report["metrics"], "volume": report.get("volume"),
         "timing": report.get("timing"), "dagster": dagster,
     }

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from synth_pipeline.imaging.publish import data_uri
-from synth_pipeline.report import fmt, gate_table, metric_rows, page
+from synth_pipeline.report import fmt, gate_table, metric_rows, overrides_note, page
 
 
 def render_mri_report(manifest: Mapping[str, Any], montage_png: bytes) -> str:
@@ -21,6 +21,7 @@ def render_mri_report(manifest: Mapping[str, Any], montage_png: bytes) -> str:
 · release <code>{fmt(manifest.get('release_id'))}</code> · model <code>{fmt(cfg.get('model'))}</code>
 · budget {fmt(cfg.get('budget'))} · seed {fmt(cfg.get('seed'))}
 · {fmt(manifest.get('n_slices'))} synthetic {fmt(cfg.get('size'))}×{fmt(cfg.get('size'))} slices</p>
+{overrides_note(manifest.get('overrides'))}
 <p>Input <code>{fmt(inp.get('data'))}</code>: {fmt(len(inp.get('sources') or []))} volumes
 ({fmt(inp.get('train_subjects'))} train subjects, {fmt(inp.get('holdout_subjects'))} holdout subjects;
 {fmt(inp.get('train_slices'))} / {fmt(inp.get('holdout_slices'))} slices). Dagster run

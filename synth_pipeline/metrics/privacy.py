@@ -230,7 +230,7 @@ def linkability(
     n_attacks: int = 1000,
     n_neighbors: int = 5,
     seed: int = 0,
-    threshold: float = Thresholds.linkability_ci_high_max,
+    threshold: float = Thresholds().linkability_ci_high_max,
 ) -> MetricResult:
     """anonymeter linkability (ori=train, syn=synthetic, control=holdout): the excess success, over
     the control set, of re-joining the two auxiliary halves of a record through a shared synthetic
