@@ -5,13 +5,17 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
+from assets.audit_view import release_metadata
 from assets.gates import read_gate
+from assets.ingest import SOURCE
+from assets.refusal import refuse
+from assets.run_log import materializations, observations
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
     GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
-    publish, record_refusal, release_id_for, utc_now,
+    publish, release_id_for, utc_now,
 )
 from synth_pipeline.plots import column_distributions, correlation_difference
 from synth_pipeline.report import render_report
@@ -23,11 +27,15 @@ UPSTREAM = ("raw_table", "validated_table", "train_split", "holdout_split", "fit
             "fidelity_report", "utility_report", "privacy_report")
 
 
-def _lineage(instance: dg.DagsterInstance) -> dict:
+def _lineage(instance: dg.DagsterInstance, run_id: str) -> dict:
+    """Where each upstream asset (and the observed source file) came from: this run's own events only."""
+    mats, obs = materializations(instance, run_id), observations(instance, run_id)
     out = {}
     for name in UPSTREAM:
-        ev = instance.get_latest_materialization_event(dg.AssetKey(name))
+        ev = mats.get(dg.AssetKey(name))
         out[name] = {"run_id": ev.run_id, "materialized_at": ev.timestamp} if ev else None
+    source = obs.get(SOURCE)
+    out[SOURCE.to_user_string()] = {"run_id": source.run_id, "observed_at": source.timestamp} if source else None
     return out
 
 
@@ -49,17 +57,14 @@ def release(
     schema = Schema.from_dict(train_split.attrs["schema"])
     run_id = context.run.run_id
     sha = frame_sha256(synthetic_candidate)
-    read = {g: read_gate(context.instance, g) for g in GATES}
+    read = {g: read_gate(context.instance, g, run_id) for g in GATES}
     problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
                              thresholds_sha256=gate_settings_sha256(cfg))
     copies = exact_row_matches(synthetic_candidate, train_split)
     if copies:
         problems.append(f"release: {copies} synthetic rows equal a real training row")
     if problems:
-        record_refusal(release_store.path, schema.dataset, run_id,
-                       {"gate": "release", "passed": False, "reason": "; ".join(problems), "candidate_sha256": sha,
-                        "at": utc_now()})
-        raise dg.Failure(description="refused: " + "; ".join(problems), metadata={"verdict": "refused"})
+        refuse(context, release_store, schema.dataset, "release", "; ".join(problems), candidate_sha256=sha)
 
     day = context.run.tags.get("synth/date") or datetime.now(timezone.utc).strftime("%Y%m%d")
     release_id = release_id_for(day, cfg.generator, sha)
@@ -81,7 +86,7 @@ def release(
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
         "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),
                        "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
-        "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance)},
+        "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance, run_id)},
     }
     files = {"synthetic.parquet": parquet_bytes(synthetic_candidate),
              "report.html": render_report({**manifest, "release_id": release_id}).encode()}
@@ -91,6 +96,8 @@ def release(
         path = release_store.path / schema.dataset / release_id
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(
-        metadata={"verdict": "published", "release_id": release_id, "path": dg.MetadataValue.path(str(path)),
-                  "synthetic_sha256": sha, "rows": len(synthetic_candidate)}
+        metadata={"verdict": "published", "synthetic_sha256": sha, "rows": len(synthetic_candidate),
+                  **release_metadata(dataset=schema.dataset, input_sha256=train_split.attrs["input"].get("sha256"),
+                                     release_id=release_id, path=path, gates=manifest["gates"],
+                                     rows=len(synthetic_candidate), columns=[(c.name, c.kind) for c in schema.columns])}
     )

@@ -5,8 +5,11 @@ import dagster as dg
 from assets import evaluation, ingest, release, split, training
 from assets.gates import GATE_CHECKS
 from assets.mri import MRI_ASSETS, MRI_GATE_CHECKS
-from assets.operations import alerts_from_env, mri_release_job, new_input_file, nightly_release, release_job
+from assets.operations import (
+    INTERMEDIATES_CLEANUP, alerts_from_env, mri_release_job, new_input_file, nightly_release, release_job,
+)
 from resources import ComputeDevice, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
+from synth_pipeline import intermediates
 
 ASSETS = [
     ingest.raw_table,
@@ -21,22 +24,27 @@ ASSETS = [
 ]
 
 
-def default_resources() -> dict:
+def default_resources(**overrides) -> dict:
     return {
         "settings": PipelineSettings(),
         "mri_settings": MriSettings(),
-        "io_manager": ParquetIOManager(),
+        "io_manager": ParquetIOManager(base_dir=str(intermediates.default_root())),
         "release_store": ReleaseStore(),
         "device": ComputeDevice(),
         "alerts": alerts_from_env(),
-    }
+    } | overrides
 
 
-defs = dg.Definitions(
-    assets=[*ASSETS, *MRI_ASSETS],
-    asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
-    jobs=[release_job, mri_release_job],
-    schedules=[nightly_release],
-    sensors=[new_input_file],
-    resources=default_resources(),
-)
+def definitions(resources: dict) -> dg.Definitions:
+    """The code location's definitions with these resources (the CLI runs the same jobs in-process)."""
+    return dg.Definitions(
+        assets=[ingest.raw_input, *ASSETS, *MRI_ASSETS],
+        asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
+        jobs=[release_job, mri_release_job],
+        schedules=[nightly_release],
+        sensors=[new_input_file, *INTERMEDIATES_CLEANUP],
+        resources=resources,
+    )
+
+
+defs = definitions(default_resources())
