@@ -50,10 +50,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """When the process that ran the whole run tears down, the run is over: remove its folder."""
-        folder = Path(self.base_dir, context.run_id or "")
-        owner = intermediates.read_owner(folder) if context.run_id else None
+        run_id = context.run.run_id if context.run is not None else None
+        owner = intermediates.read_owner(Path(self.base_dir, run_id)) if run_id else None
         if owner is not None and owner.pid == os.getpid():
-            intermediates.remove(folder)
+            intermediates.remove(Path(self.base_dir, run_id))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         self._claim(context)
