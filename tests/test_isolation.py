@@ -215,3 +215,36 @@ def test_the_run_end_sensor_removes_a_multiprocess_runs_folder(tmp_path, monkeyp
                                                  dagster_event=end.dagster_event)
     on_success(context)
     assert not folder.exists()
+
+
+def _started_cli(tmp_path: Path, work: Path, seen: set[Path]) -> tuple[subprocess.Popen, Path]:
+    """A CLI release, returned once its run folder holds the raw table (real rows on disk)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", "actg175", "--out",
+                             str(tmp_path / "out")], env=_env(tmp_path / "no_home", SYNTH_WORK_DIR=str(work)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(600):
+        fresh = [p.parent for p in work.glob("*/raw_table.parquet") if p.parent not in seen]
+        if fresh:
+            return proc, fresh[0]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("the CLI run never wrote its raw table")
+
+
+def test_a_killed_cli_runs_real_rows_are_removed_by_the_next_run(tmp_path):
+    import signal
+
+    work = tmp_path / "work"
+    killed, folder = _started_cli(tmp_path, work, set())
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert (folder / "raw_table.parquet").exists()  # nothing could clean up after a SIGKILL ...
+    following, own = _started_cli(tmp_path, work, {folder})
+    os.killpg(following.pid, signal.SIGKILL)
+    following.wait(timeout=30)
+    assert not folder.exists() and own.exists()  # ... the next run removed it before writing its own
