@@ -11,6 +11,7 @@ import dagster as dg
 from assets.audit_view import release_metadata
 from assets.gates import read_gate
 from assets.refusal import final_on_bad_input, record, refuse
+from assets.run_log import lineage
 from resources import ComputeDevice, MriSettings, ReleaseStore
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.imaging import pipeline
@@ -24,6 +25,8 @@ from synth_pipeline.release import ReleaseExists, gate_problems, publish
 
 GROUP = "mri"
 METRICS = dg.AssetKey("mri_image_metrics")
+MRI_UPSTREAM = ("mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator", "mri_synthetic_slices",
+                "mri_synthetic_volume", "mri_image_metrics")
 DESCRIPTIONS = {
     "mri_memorisation_gate": "Memorisation rate in pixel and feature space (DCR share reported), exact copies of training slices.",
     "mri_fidelity_gate": "FID(synthetic, holdout) / FID(noise reference, holdout) at most the threshold.",
@@ -167,7 +170,8 @@ def mri_release(
     files, manifest = pipeline.release_contents(
         cfg, mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices, mri_image_metrics,
         gates=[result for _, result in read.values()], release_id=release_id,
-        dagster={"run_id": context.run.run_id, "job": context.run.job_name},
+        dagster={"run_id": context.run.run_id, "job": context.run.job_name,
+                 "lineage": lineage(context.instance, context.run.run_id, MRI_UPSTREAM)},
     )
     try:
         path = publish(release_store.path, dataset, release_id, files, manifest)

@@ -9,7 +9,7 @@ from assets.audit_view import release_metadata
 from assets.gates import read_gate
 from assets.ingest import SOURCE
 from assets.refusal import refuse
-from assets.run_log import materializations, observations
+from assets.run_log import lineage
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
@@ -25,18 +25,6 @@ GROUP = "tabular"
 CANDIDATE = dg.AssetKey("synthetic_candidate")
 UPSTREAM = ("raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator", "synthetic_candidate",
             "fidelity_report", "utility_report", "privacy_report")
-
-
-def _lineage(instance: dg.DagsterInstance, run_id: str) -> dict:
-    """Where each upstream asset (and the observed source file) came from: this run's own events only."""
-    mats, obs = materializations(instance, run_id), observations(instance, run_id)
-    out = {}
-    for name in UPSTREAM:
-        ev = mats.get(dg.AssetKey(name))
-        out[name] = {"run_id": ev.run_id, "materialized_at": ev.timestamp} if ev else None
-    source = obs.get(SOURCE)
-    out[SOURCE.to_user_string()] = {"run_id": source.run_id, "observed_at": source.timestamp} if source else None
-    return out
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
@@ -86,7 +74,8 @@ def release(
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
         "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),
                        "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
-        "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance, run_id)},
+        "dagster": {"run_id": run_id, "job": context.run.job_name,
+                    "lineage": lineage(context.instance, run_id, UPSTREAM, [SOURCE.to_user_string()])},
     }
     files = {"synthetic.parquet": parquet_bytes(synthetic_candidate),
              "report.html": render_report({**manifest, "release_id": release_id}).encode()}

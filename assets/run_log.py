@@ -9,6 +9,8 @@ dataset (a sensor run and the nightly run, a retry) would still race inside one 
 team's catalogue entries would each need a partition registered before they could run.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 
@@ -25,3 +27,15 @@ def materializations(instance: dg.DagsterInstance, run_id: str) -> dict[dg.Asset
 def observations(instance: dg.DagsterInstance, run_id: str) -> dict[dg.AssetKey, dg.EventLogEntry]:
     """The last observation of each asset this run observed (the raw input file, with its hash)."""
     return {e.dagster_event.asset_key: e for e in run_events(instance, run_id, dg.DagsterEventType.ASSET_OBSERVATION)}
+
+
+def lineage(instance: dg.DagsterInstance, run_id: str, assets: Sequence[str], observed: Sequence[str] = ()) -> dict:
+    """For the manifest: the run and time of each named asset's materialization (and of each observed
+    source's observation) in this run; None for one this run did not produce."""
+    mats, obs = materializations(instance, run_id), observations(instance, run_id)
+    out = {}
+    for names, events, when in ((assets, mats, "materialized_at"), (observed, obs, "observed_at")):
+        for name in names:
+            ev = events.get(dg.AssetKey(name))
+            out[name] = {"run_id": ev.run_id, when: ev.timestamp} if ev else None
+    return out
