@@ -39,7 +39,7 @@ def release(
     settings: PipelineSettings,
     release_store: ReleaseStore,
 ) -> dg.MaterializeResult:
-    """Re-reads the gate results, then writes `<root>/<dataset>/<release_id>/` atomically, or a
+    """Re-reads this run's own gate results, then writes `<root>/<dataset>/<release_id>/` atomically, or a
     refusal record and a failed step. Never publishes on a missing, stale or failed gate."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])

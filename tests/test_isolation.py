@@ -30,16 +30,30 @@ result = defs.resolve_job_def("release_job").execute_in_process(
     run_config=request["run_config"], tags=request["tags"], instance=dg.DagsterInstance.get(), raise_on_error=False)
 for event in result.all_events:
     if event.is_step_failure:
-        print(event.step_key, event.step_failure_data.error.to_string()[-1500:], file=sys.stderr)
+        print("STEP FAILED:", event.step_key, event.step_failure_data.error.to_string()[-1500:], file=sys.stderr)
 sys.exit(0 if result.success else 1)
 """
 
 
 def _home(tmp_path: Path) -> Path:
+    """A fresh instance with its storage created once, as the webserver or daemon does before any run
+    (several processes creating a new sqlite schema at the same moment race on it)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    dg.DagsterInstance.from_config(str(home)).get_runs(limit=1)
     return home
+
+
+def _start(args: list[str], tmp_path: Path, env: dict, name: str) -> subprocess.Popen:
+    """A process whose stderr goes to `<tmp>/<name>.log` (a pipe nobody reads would fill and block it)."""
+    with open(tmp_path / f"{name}.log", "w") as log:
+        return subprocess.Popen(args, cwd=tmp_path, env=env, stderr=log, stdout=subprocess.DEVNULL)
+
+
+def _failures(tmp_path: Path) -> list[str]:
+    return [line for log in tmp_path.glob("*.log") for line in log.read_text().splitlines()
+            if "STEP FAILED" in line or "rror" in line][-20:]
 
 
 def _env(home: Path, **extra: str) -> dict:
@@ -76,10 +90,10 @@ def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publi
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 2, tzinfo=timezone.utc))
     requests = list(nightly_release(context))
     assert sorted(r.tags["dataset"] for r in requests) == sorted(BUNDLED)
-    procs = [subprocess.Popen([PYTHON, "-c", LAUNCH, json.dumps({"run_config": r.run_config, "tags": r.tags})],
-                              cwd=tmp_path, env=_env(home), stderr=subprocess.PIPE, text=True) for r in requests]
+    procs = [_start([PYTHON, "-c", LAUNCH, json.dumps({"run_config": r.run_config, "tags": r.tags})], tmp_path,
+                    _env(home), r.tags["dataset"]) for r in requests]
     codes = [p.wait(timeout=900) for p in procs]
-    assert codes == [0] * len(procs), [p.stderr.read()[-2000:] for p in procs]
+    assert codes == [0] * len(procs), _failures(tmp_path)
     _assert_each_run_has_its_own_lineage(home, _manifests(tmp_path / "releases"), sorted(BUNDLED))
     assert [p for p in (tmp_path / ".work").iterdir()] == []  # every run's intermediates removed at its end
 
@@ -87,11 +101,10 @@ def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publi
 def test_three_concurrent_cli_releases_of_different_datasets_on_one_instance_all_publish(tmp_path):
     home, work = _home(tmp_path), tmp_path / "work"
     datasets = ["flchain", "actg175", "gbsg2"]
-    procs = [subprocess.Popen([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", d, "--out", str(tmp_path / "out")],
-                              cwd=tmp_path, env=_env(home, SYNTH_WORK_DIR=str(work)), stderr=subprocess.PIPE, text=True)
-             for d in datasets]
+    procs = [_start([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", d, "--out", str(tmp_path / "out")],
+                    tmp_path, _env(home, SYNTH_WORK_DIR=str(work)), d) for d in datasets]
     codes = [p.wait(timeout=900) for p in procs]
-    assert codes == [0, 0, 0], [p.stderr.read()[-2000:] for p in procs]
+    assert codes == [0, 0, 0], _failures(tmp_path)
     _assert_each_run_has_its_own_lineage(home, _manifests(tmp_path / "out"), datasets)
     assert list(work.iterdir()) == []
 
@@ -223,7 +236,7 @@ def _started_cli(tmp_path: Path, work: Path, seen: set[Path]) -> tuple[subproces
     import time
 
     proc = subprocess.Popen([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", "actg175", "--out",
-                             str(tmp_path / "out")], env=_env(tmp_path / "no_home", SYNTH_WORK_DIR=str(work)),
+                             str(tmp_path / "out")], env={**_env(tmp_path, SYNTH_WORK_DIR=str(work)), "DAGSTER_HOME": ""},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(600):
         fresh = [p.parent for p in work.glob("*/raw_table.parquet") if p.parent not in seen]
