@@ -1,7 +1,7 @@
 """Full fidelity / utility / privacy reports for a candidate that passed its gates.
 
 The gate checks already computed DCR, linkability and TSTR on this very candidate; the reports read
-those results back (verified by the candidate's sha256 and the gate settings' digest) instead of
+those results back from this run's own event log (verified by the candidate's sha256 and the gate settings' digest) instead of
 computing them twice, and add what only the reports hold. Stale or missing gate results are
 recomputed, never trusted.
 """
@@ -23,13 +23,13 @@ GROUP = "tabular"
 Compute = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema, RunConfig], list[MetricResult]]
 
 
-def _gate_metrics(instance: dg.DagsterInstance, gates: Sequence[str], candidate: pd.DataFrame,
+def _gate_metrics(instance: dg.DagsterInstance, run_id: str, gates: Sequence[str], candidate: pd.DataFrame,
                   cfg: RunConfig) -> list[MetricResult] | None:
-    """The metrics the named gates computed for this candidate under these settings, or None."""
+    """The metrics the named gates computed in this run for this candidate under these settings, or None."""
     sha, settings_sha = frame_sha256(candidate), gate_settings_sha256(cfg)
     out: list[MetricResult] = []
     for gate in gates:
-        record, result = read_gate(instance, gate)
+        record, result = read_gate(instance, gate, run_id)
         if record is None or record.candidate_sha256 != sha or record.thresholds_sha256 != settings_sha:
             return None
         out += [MetricResult.from_dict(m) for m in result.get("metrics", [])]
@@ -45,7 +45,7 @@ def _report_asset(name: str, full: Compute, gates: Sequence[str] = (), extra: Co
         cfg = settings.run_config()
         schema = Schema.from_dict(train_split.attrs["schema"])
         args = (synthetic_candidate, train_split, holdout_split, schema, cfg)
-        reused = _gate_metrics(context.instance, gates, synthetic_candidate, cfg) if gates else None
+        reused = _gate_metrics(context.instance, context.run.run_id, gates, synthetic_candidate, cfg) if gates else None
         metrics = [*reused, *extra(*args)] if reused is not None and extra else full(*args)
         context.add_output_metadata(
             {m.name: m.value for m in metrics if isinstance(m.value, (int, float))}

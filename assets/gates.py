@@ -9,11 +9,13 @@ skipped by Dagster once a blocking check fails, so the check is the last step th
 import dagster as dg
 import pandas as pd
 
+from assets.refusal import record
+from assets.run_log import run_events
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.evaluation import GATE_EVALUATORS, run_gate
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.release import GateRecord, record_refusal, utc_now
+from synth_pipeline.release import GateRecord
 from synth_pipeline.schema import Schema
 
 CANDIDATE = dg.AssetKey("synthetic_candidate")
@@ -25,18 +27,24 @@ DESCRIPTIONS = {
 }
 
 
-def read_gate(instance: dg.DagsterInstance, gate: str, asset: dg.AssetKey = CANDIDATE) -> tuple[GateRecord | None, dict]:
-    """The latest stored evaluation of one gate check on `asset`, with what it was computed on, and
-    its full result (metrics with thresholds and verdicts); (None, {}) when the check never ran."""
-    rec = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(asset, gate))
-    evaluation = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
-    if not isinstance(evaluation, dg.AssetCheckEvaluation):
+def read_gate(instance: dg.DagsterInstance, gate: str, run_id: str,
+              asset: dg.AssetKey = CANDIDATE) -> tuple[GateRecord | None, dict]:
+    """This run's own evaluation of one gate check on `asset` (the last, if the check ran twice), with
+    what it was computed on, and its full result (metrics with thresholds and verdicts); (None, {})
+    when the check did not run in this run. Other runs' results are never read (assets/run_log.py)."""
+    found = [
+        e.dagster_event.event_specific_data for e in run_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        if isinstance(e.dagster_event.event_specific_data, dg.AssetCheckEvaluation)
+        and e.dagster_event.event_specific_data.asset_check_key == dg.AssetCheckKey(asset, gate)
+    ]
+    if not found:
         return None, {}
+    evaluation = found[-1]
     meta = {k: v.value for k, v in evaluation.metadata.items()}
     return (
         GateRecord(
             gate=gate, passed=evaluation.passed, candidate_sha256=meta.get("candidate_sha256"),
-            thresholds_sha256=meta.get("gate_settings_sha256"), run_id=rec.run_id, reason=meta.get("reason", ""),
+            thresholds_sha256=meta.get("gate_settings_sha256"), run_id=run_id, reason=meta.get("reason", ""),
         ),
         meta.get("result", {}),
     )
@@ -57,10 +65,8 @@ def _gate_check(name: str) -> dg.AssetChecksDefinition:
         result = run_gate(name, synthetic_candidate, train_split, holdout_split, schema, cfg)
         sha = frame_sha256(synthetic_candidate)
         if not result.passed:
-            record_refusal(
-                release_store.path, schema.dataset, context.run.run_id,
-                {**result.to_dict(), "candidate_sha256": sha, "config": cfg.to_dict(), "at": utc_now()},
-            )
+            record(context, release_store, schema.dataset, name, result.reason,
+                   metrics=result.to_dict()["metrics"], candidate_sha256=sha, config=cfg.to_dict())
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -11,9 +11,15 @@ from synth_pipeline.schema import Schema
 from synth_pipeline.validation import require_valid, validate_table
 
 GROUP = "tabular"
+SOURCE = dg.AssetKey("raw_input")
+raw_input = dg.AssetSpec(
+    SOURCE, group_name=GROUP, kinds={"file"},
+    description="The input table as it lies outside the pipeline (file or query). Each run observes it: "
+                "path and sha256, the sha256 as its data version, so the lineage names the exact bytes read.",
+)
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"})
+@dg.asset(group_name=GROUP, kinds={"pandas"}, deps=[SOURCE])
 @final_on_bad_input
 def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> pd.DataFrame:
     """The source table as read (bundled name, CSV / Parquet / ARFF path, or SQL query), with its schema."""
@@ -29,6 +35,10 @@ def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> 
         "schema": loaded.schema.to_dict(),
         "input": {**inp, "rows": len(raw), "columns": len(raw.columns)},
     }
+    context.log_event(dg.AssetObservation(
+        asset_key=SOURCE, metadata={"dataset": loaded.schema.dataset, "path": str(loaded.source), "sha256": sha},
+        tags={"dagster/data_version": sha},
+    ))
     context.add_output_metadata(
         {"dataset": loaded.schema.dataset, "source": inp.get("path") or inp["sql"], "input_sha256": sha,
          "rows": len(raw)}

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.audit_view import release_metadata
 from assets.gates import read_gate
-from assets.refusal import final_on_bad_input, refuse
+from assets.refusal import final_on_bad_input, record, refuse
+from assets.run_log import lineage
 from resources import ComputeDevice, MriSettings, ReleaseStore
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.imaging import pipeline
@@ -19,10 +21,12 @@ from synth_pipeline.imaging.models.base import load_image_generator, make_image_
 from synth_pipeline.imaging.publish import candidate_sha256
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
-from synth_pipeline.release import ReleaseExists, gate_problems, publish, record_refusal, utc_now
+from synth_pipeline.release import ReleaseExists, gate_problems, publish
 
 GROUP = "mri"
 METRICS = dg.AssetKey("mri_image_metrics")
+MRI_UPSTREAM = ("mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator", "mri_synthetic_slices",
+                "mri_synthetic_volume", "mri_image_metrics")
 DESCRIPTIONS = {
     "mri_memorisation_gate": "Memorisation rate in pixel and feature space (DCR share reported), exact copies of training slices.",
     "mri_fidelity_gate": "FID(synthetic, holdout) / FID(noise reference, holdout) at most the threshold.",
@@ -128,8 +132,8 @@ def _gate_check(name: str) -> dg.AssetChecksDefinition:
         result = next(g for g in judge_all(metrics, cfg.thresholds) if g.gate == name)
         sha = mri_image_metrics["candidate_sha256"]
         if not result.passed:
-            record_refusal(release_store.path, mri_image_metrics["dataset"], context.run.run_id,
-                           {**result.to_dict(), "candidate_sha256": sha, "config": cfg.to_dict(), "at": utc_now()})
+            record(context, release_store, mri_image_metrics["dataset"], name, result.reason,
+                   metrics=result.to_dict()["metrics"], candidate_sha256=sha, config=cfg.to_dict())
         return dg.AssetCheckResult(
             passed=result.passed, severity=dg.AssetCheckSeverity.ERROR, description=result.reason,
             metadata={"candidate_sha256": sha, "gate_settings_sha256": mri_gate_settings_sha256(cfg),
@@ -153,32 +157,32 @@ def mri_release(
     cfg = mri_settings.mri_config()
     dataset = str(mri_train_slices.meta["dataset"])
     sha = candidate_sha256(mri_synthetic_slices)
-    read = {g: read_gate(context.instance, g, METRICS) for g in MRI_GATES}
+    read = {g: read_gate(context.instance, g, context.run.run_id, METRICS) for g in MRI_GATES}
     problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
                              thresholds_sha256=mri_gate_settings_sha256(cfg), gates=MRI_GATES)
     copies = pipeline.exact_slice_copies(mri_synthetic_slices, mri_train_slices)
     if copies:
         problems.append(f"release: {copies} synthetic slices equal a real training slice")
     if problems:
-        record_refusal(release_store.path, dataset, context.run.run_id,
-                       {"gate": "release", "passed": False, "reason": "; ".join(problems), "candidate_sha256": sha,
-                        "at": utc_now()})
-        raise dg.Failure(description="refused: " + "; ".join(problems), metadata={"verdict": "refused"})
+        refuse(context, release_store, dataset, "release", "; ".join(problems), candidate_sha256=sha)
     day = context.run.tags.get("synth/date") or datetime.now(timezone.utc).strftime("%Y%m%d")
     release_id = f"{day}-{cfg.model}-{sha[:12]}"
     files, manifest = pipeline.release_contents(
         cfg, mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices, mri_image_metrics,
         gates=[result for _, result in read.values()], release_id=release_id,
-        dagster={"run_id": context.run.run_id, "job": context.run.job_name},
+        dagster={"run_id": context.run.run_id, "job": context.run.job_name,
+                 "lineage": lineage(context.instance, context.run.run_id, MRI_UPSTREAM)},
     )
     try:
         path = publish(release_store.path, dataset, release_id, files, manifest)
     except ReleaseExists:
         path = release_store.path / dataset / release_id
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
-    return dg.MaterializeResult(metadata={"verdict": "published", "release_id": release_id,
-                                          "path": dg.MetadataValue.path(str(path)), "synthetic_sha256": sha,
-                                          "slices": len(mri_synthetic_slices), "dataset": dataset})
+    return dg.MaterializeResult(metadata={
+        "verdict": "published", "synthetic_sha256": sha, "slices": len(mri_synthetic_slices),
+        **release_metadata(dataset=dataset, input_sha256=manifest.get("input", {}).get("sha256"), release_id=release_id,
+                           path=path, gates=[result for _, result in read.values()], rows=len(mri_synthetic_slices)),
+    })
 
 
 MRI_ASSETS = [mri_slices, mri_split, mri_fitted_generator, mri_synthetic_slices, mri_synthetic_volume,

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources import AlertWebhook
+from synth_pipeline import intermediates
 from synth_pipeline.catalogue import check_entry_columns, load_catalogue
 from synth_pipeline.config import RunConfig
 from synth_pipeline.errors import BadInput
@@ -16,6 +17,7 @@ from synth_pipeline.errors import BadInput
 # gate refusals raise Failure(allow_retries=False) and are not retried.
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 WATCH_DIR_ENV = "SYNTH_WATCH_DIR"
+DATASET_TAG = "dataset"  # every run (CLI, schedule, sensor) names its dataset: the UI's run list filters on it
 
 
 @dg.failure_hook(required_resource_keys={"alerts"})
@@ -46,14 +48,10 @@ mri_release_job = _group_job("mri_release_job", "mri",
                              "The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release.")
 
 
-def lane_config(data: str, lane: str, settings: dict | None = None) -> dict:
-    """Run config giving a run its own intermediate folder, so concurrent runs never share files."""
-    return {
-        "resources": {
-            "settings": {"config": {**(settings or {}), "data": data}},
-            "io_manager": {"config": {"base_dir": f".work/{lane}"}},
-        }
-    }
+def lane_config(data: str, settings: dict | None = None) -> dict:
+    """Run config for one dataset. Every run writes its intermediates to its own folder
+    (`<work>/<run_id>/`, resources/parquet_io.py), so concurrent runs never share files."""
+    return {"resources": {"settings": {"config": {**(settings or {}), "data": data}}}}
 
 
 def catalogue_requests(context: dg.ScheduleEvaluationContext, *, cron: str | None):
@@ -67,8 +65,8 @@ def catalogue_requests(context: dg.ScheduleEvaluationContext, *, cron: str | Non
     return [
         dg.RunRequest(
             run_key=f"{e.name}-{day}",
-            run_config=lane_config(e.run_config().data, f"nightly/{e.name}", e.run_config().to_dict()),
-            tags={"synth/dataset": e.name, "synth/date": day},
+            run_config=lane_config(e.run_config().data, e.run_config().to_dict()),
+            tags={DATASET_TAG: e.name, "synth/date": day},
         )
         for e in entries
     ] or dg.SkipReason("no catalogue entry on this schedule")
@@ -97,7 +95,7 @@ def entry_schedules() -> list[dg.ScheduleDefinition]:
         def _schedule(context: dg.ScheduleEvaluationContext):
             requests = catalogue_requests(context, cron=entry.cron)
             return requests if isinstance(requests, dg.SkipReason) else [
-                r for r in requests if r.tags["synth/dataset"] == entry.name]
+                r for r in requests if r.tags[DATASET_TAG] == entry.name]
 
         return _schedule
 
@@ -142,11 +140,29 @@ def new_input_file(context: dg.SensorEvaluationContext):
         requests.append(
             dg.RunRequest(
                 run_key=f"{data.name}:{stat.st_size}:{stat.st_mtime_ns}",
-                run_config=lane_config(str(data.resolve()), f"sensor/{data.stem}", settings),
-                tags={"synth/dataset": data.stem, "synth/source": str(data)},
+                run_config=lane_config(str(data.resolve()), settings),
+                tags={DATASET_TAG: data.stem, "synth/source": str(data)},
             )
         )
     return requests or dg.SkipReason(f"{folder}: no input file with a run config")
+
+
+def _remove_intermediates_at_run_end(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    """A run's intermediates folder removed once the run has ended with `status` (the daemon evaluates
+    it; in-process runs also remove their folder themselves at teardown)."""
+
+    @dg.run_status_sensor(run_status=status, name=f"remove_intermediates_on_{status.value.lower()}",
+                          default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=15)
+    def _sensor(context: dg.RunStatusSensorContext):
+        io = (context.dagster_run.run_config.get("resources", {}).get("io_manager", {}).get("config", {}))
+        root = Path(io.get("base_dir") or intermediates.default_root())
+        intermediates.remove(root / context.dagster_run.run_id)
+
+    return _sensor
+
+
+INTERMEDIATES_CLEANUP = [_remove_intermediates_at_run_end(s) for s in
+                         (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)]
 
 
 def alerts_from_env() -> AlertWebhook:

@@ -5,14 +5,18 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
+from assets.audit_view import release_metadata
 from assets.gates import read_gate
+from assets.ingest import SOURCE
+from assets.refusal import refuse
+from assets.run_log import lineage
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.drift import input_profile, since_previous
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
     GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
-    publish, record_refusal, release_id_for, utc_now,
+    publish, release_id_for, utc_now,
 )
 from synth_pipeline.plots import column_distributions, correlation_difference
 from synth_pipeline.report import render_report
@@ -22,14 +26,6 @@ GROUP = "tabular"
 CANDIDATE = dg.AssetKey("synthetic_candidate")
 UPSTREAM = ("raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator", "synthetic_candidate",
             "fidelity_report", "utility_report", "privacy_report")
-
-
-def _lineage(instance: dg.DagsterInstance) -> dict:
-    out = {}
-    for name in UPSTREAM:
-        ev = instance.get_latest_materialization_event(dg.AssetKey(name))
-        out[name] = {"run_id": ev.run_id, "materialized_at": ev.timestamp} if ev else None
-    return out
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
@@ -44,23 +40,20 @@ def release(
     settings: PipelineSettings,
     release_store: ReleaseStore,
 ) -> dg.MaterializeResult:
-    """Re-reads the gate results, then writes `<root>/<dataset>/<release_id>/` atomically, or a
+    """Re-reads this run's own gate results, then writes `<root>/<dataset>/<release_id>/` atomically, or a
     refusal record and a failed step. Never publishes on a missing, stale or failed gate."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])
     run_id = context.run.run_id
     sha = frame_sha256(synthetic_candidate)
-    read = {g: read_gate(context.instance, g) for g in GATES}
+    read = {g: read_gate(context.instance, g, run_id) for g in GATES}
     problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
                              thresholds_sha256=gate_settings_sha256(cfg))
     copies = exact_row_matches(synthetic_candidate, train_split)
     if copies:
         problems.append(f"release: {copies} synthetic rows equal a real training row")
     if problems:
-        record_refusal(release_store.path, schema.dataset, run_id,
-                       {"gate": "release", "passed": False, "reason": "; ".join(problems), "candidate_sha256": sha,
-                        "at": utc_now()})
-        raise dg.Failure(description="refused: " + "; ".join(problems), metadata={"verdict": "refused"})
+        refuse(context, release_store, schema.dataset, "release", "; ".join(problems), candidate_sha256=sha)
 
     day = context.run.tags.get("synth/date") or datetime.now(timezone.utc).strftime("%Y%m%d")
     release_id = release_id_for(day, cfg.generator, sha)
@@ -83,7 +76,8 @@ def release(
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
         "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),
                        "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
-        "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance)},
+        "dagster": {"run_id": run_id, "job": context.run.job_name,
+                    "lineage": lineage(context.instance, run_id, UPSTREAM, [SOURCE.to_user_string()])},
     }
     real = pd.concat([train_split, holdout_split], ignore_index=True)
     manifest["input_profile"] = input_profile(real, schema)
@@ -98,7 +92,9 @@ def release(
         path = release_store.path / schema.dataset / release_id
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(
-        metadata={"verdict": "published", "release_id": release_id, "path": dg.MetadataValue.path(str(path)),
-                  "synthetic_sha256": sha, "rows": len(synthetic_candidate),
-                  "since_previous": dg.MetadataValue.json(manifest["since_previous"] or {"first_release": True})}
+        metadata={"verdict": "published", "synthetic_sha256": sha, "rows": len(synthetic_candidate),
+                  "since_previous": dg.MetadataValue.json(manifest["since_previous"] or {"first_release": True}),
+                  **release_metadata(dataset=schema.dataset, input_sha256=train_split.attrs["input"].get("sha256"),
+                                     release_id=release_id, path=path, gates=manifest["gates"],
+                                     rows=len(synthetic_candidate), columns=[(c.name, c.kind) for c in schema.columns])}
     )

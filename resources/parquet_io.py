@@ -5,6 +5,12 @@ metadata, so every downstream asset knows the column types and provenance withou
 source. A returned directory (a fitted generator's files) is moved into the store and loaded back as
 its Path. Files are written to a temporary name and
 renamed, so a killed step never leaves a half-written table behind.
+
+Intermediates hold real rows, so every run gets its own folder `<base_dir>/<run_id>/`
+(synth_pipeline.intermediates), removed when the run ends unless `keep_intermediates` is set: here at
+teardown when one process ran the whole run (in-process executor, the CLI), by the run-end sensors
+(assets/operations.py) after a multiprocess run, and by the next run's sweep after a killed one. A
+run therefore never reads another run's tables.
 """
 
 import json
@@ -19,20 +25,38 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synth_pipeline import intermediates
 from synth_pipeline.imaging.slices import SliceSet
 
 ATTRS_KEY = b"synth_pipeline.attrs"
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """`base_dir` holds one run lane's intermediates (the CLI gives every run its own)."""
+    """`base_dir` holds one folder per run; `keep_intermediates` keeps a run's folder after it ends."""
 
-    base_dir: str = ".work/default"
+    base_dir: str = ".work"
+    keep_intermediates: bool = False
 
     def _stem(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        return Path(self.base_dir).joinpath(*context.asset_key.path)
+        return Path(self.base_dir, context.step_context.run_id).joinpath(*context.asset_key.path)
+
+    def _claim(self, context: dg.OutputContext) -> None:
+        """This run's folder (owner record first); the first claim also sweeps folders of runs that are over."""
+        run_id = context.step_context.run_id
+        if intermediates.read_owner(Path(self.base_dir, run_id)) is None:
+            instance = context.step_context.instance
+            intermediates.sweep(Path(self.base_dir), lambda rid: _finished(instance, rid), spare=run_id)
+        intermediates.claim(Path(self.base_dir), run_id, keep=self.keep_intermediates)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """When the process that ran the whole run tears down, the run is over: remove its folder."""
+        run_id = context.run.run_id if context.run is not None else None
+        owner = intermediates.read_owner(Path(self.base_dir, run_id)) if run_id else None
+        if owner is not None and owner.pid == os.getpid():
+            intermediates.remove(Path(self.base_dir, run_id))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        self._claim(context)
         stem = self._stem(context)
         stem.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, pd.DataFrame):
@@ -84,4 +108,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         js = stem.with_suffix(".json")
         if js.exists():
             return json.loads(js.read_text())
-        raise FileNotFoundError(f"{stem}.parquet|.npz|.json: upstream asset {context.asset_key.to_user_string()} not materialized in {self.base_dir}")
+        raise FileNotFoundError(
+            f"{stem}.parquet|.npz|.json: upstream asset {context.asset_key.to_user_string()} was not materialized in "
+            "this run (intermediates are per run and removed when it ends: materialize the whole job)")
+
+
+def _finished(instance: dg.DagsterInstance | None, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id) if instance is not None else None
+    return run is not None and run.is_finished

@@ -98,21 +98,40 @@ def _instance():
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def _materialize(assets: list, resources: dict, *, verbose: bool, tags: dict[str, str] | None, instance):
-    """Materialize `assets` in-process with a fresh intermediate folder for this run."""
-    import dagster as dg
+def _materialize(job: str, resources: dict, *, verbose: bool, tags: dict[str, str] | None, instance,
+                 keep_intermediates: bool = False):
+    """Run `job` (release_job / mri_release_job, as the UI and the schedule do) in-process. The run's
+    intermediates go to its own folder under the CLI's work root, removed when the run ends unless
+    kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates)."""
+    from resources import ParquetIOManager
+    from synth_pipeline import intermediates
+    from synth_pipeline.definitions import default_resources, definitions
 
-    from resources import ComputeDevice, ParquetIOManager
+    work = intermediates.default_root(cli=True)
+    store = resources.get("release_store")
+    if store is not None and work.resolve().is_relative_to(Path(store.root).resolve()):
+        raise BadInput(f"--out {store.root}: contains the intermediates folder {work}; choose another --out "
+                       f"(or set {intermediates.WORK_DIR_ENV})")
+    from synth_pipeline.nn.training import progress_enabled
 
-    with tempfile.TemporaryDirectory(prefix="synth-work-") as work:
-        return dg.materialize(
-            assets,
-            resources={"io_manager": ParquetIOManager(base_dir=work), "device": ComputeDevice(), **resources},
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}},
-            instance=instance or _instance(),
-            tags=tags or {},
-            raise_on_error=False,
-        )
+    io = ParquetIOManager(base_dir=str(work), keep_intermediates=keep_intermediates)
+    loggers = {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}
+    if progress_enabled() and not verbose:  # a terminal (or SYNTH_PROGRESS=1): one line per step, with times
+        loggers["progress"] = {}
+    return definitions(default_resources(io_manager=io, **resources)).resolve_job_def(job).execute_in_process(
+        run_config={"loggers": loggers},
+        instance=instance or _instance(),
+        tags=tags or {},
+        raise_on_error=False,
+    )
+
+
+def _dataset_tag(data: str) -> str:
+    """The `dataset` run tag: the bundled table's name or the file's stem (as the schema names it)."""
+    from synth_pipeline.data import BUNDLED, slugify
+
+    bundled = BUNDLED.get(str(data).strip().lower())
+    return bundled.schema.dataset if bundled else slugify(Path(str(data)).stem)
 
 
 def _classify(result, out: Path, *, release_node: str, dataset_node: str) -> Outcome:
@@ -140,26 +159,30 @@ def _classify(result, out: Path, *, release_node: str, dataset_node: str) -> Out
     return Outcome("error", "run failed: " + (errors[0] if errors else "unknown error"), run_id)
 
 
-def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None, instance=None) -> Outcome:
-    """Materialize the whole tabular asset graph for one config, in-process, and classify the result."""
+def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None, instance=None,
+                keep_intermediates: bool = False) -> Outcome:
+    """Run release_job (the whole tabular asset graph) for one config, in-process, and classify the result."""
+    from assets.operations import DATASET_TAG
     from resources import PipelineSettings, ReleaseStore
-    from synth_pipeline.definitions import ASSETS, GATE_CHECKS
 
-    result = _materialize([*ASSETS, *GATE_CHECKS], {"settings": PipelineSettings.from_run_config(cfg),
-                                                    "release_store": ReleaseStore(root=str(out))},
-                          verbose=verbose, tags=tags, instance=instance)
+    result = _materialize("release_job", {"settings": PipelineSettings.from_run_config(cfg),
+                                          "release_store": ReleaseStore(root=str(out))},
+                          verbose=verbose, tags={DATASET_TAG: _dataset_tag(cfg.data), **(tags or {})},
+                          instance=instance, keep_intermediates=keep_intermediates)
     return _classify(result, out, release_node="release", dataset_node="raw_table")
 
 
 def run_mri_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None,
-                    instance=None) -> Outcome:
-    """Materialize the MRI asset group for one config, in-process, and classify the result."""
+                    instance=None, keep_intermediates: bool = False) -> Outcome:
+    """Run mri_release_job (the MRI asset group) for one config, in-process, and classify the result."""
+    from assets.operations import DATASET_TAG
     from resources import MriSettings, ReleaseStore
-    from synth_pipeline.definitions import MRI_ASSETS, MRI_GATE_CHECKS
+    from synth_pipeline.imaging.pipeline import dataset_name
 
-    result = _materialize([*MRI_ASSETS, *MRI_GATE_CHECKS], {"mri_settings": MriSettings.from_mri_config(cfg),
-                                                            "release_store": ReleaseStore(root=str(out))},
-                          verbose=verbose, tags=tags, instance=instance)
+    result = _materialize("mri_release_job", {"mri_settings": MriSettings.from_mri_config(cfg),
+                                              "release_store": ReleaseStore(root=str(out))},
+                          verbose=verbose, tags={DATASET_TAG: dataset_name(cfg), **(tags or {})},
+                          instance=instance, keep_intermediates=keep_intermediates)
     return _classify(result, out, release_node="mri_release", dataset_node="mri_slices")
 
 
@@ -190,7 +213,7 @@ def cmd_release(args) -> int:
     for o in cfg.overrides():
         print(f"synth-pipeline: deliberate override: {o['threshold']} = {o['value']} (default {o['default']}, "
               f"{o['note']}); recorded in the manifest", file=sys.stderr)
-    outcome = run_release(cfg, out, verbose=args.verbose)
+    outcome = run_release(cfg, out, verbose=args.verbose, keep_intermediates=args.keep_intermediates)
     print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
     return outcome.exit_code
 
@@ -317,7 +340,7 @@ def cmd_mri_release(args) -> int:
     make_image_generator(cfg.model, budget=cfg.budget, **cfg.model_params)  # bad parameters fail before any work
     print(f"synth-pipeline: MRI release of {cfg.data} with {cfg.model} ({cfg.budget} budget, seed {cfg.seed}) "
           f"into {args.out}", file=sys.stderr)
-    outcome = run_mri_release(cfg, Path(args.out), verbose=args.verbose)
+    outcome = run_mri_release(cfg, Path(args.out), verbose=args.verbose, keep_intermediates=args.keep_intermediates)
     manifest = Path(outcome.path or "") / "manifest.json"
     if outcome.status == "published" and manifest.is_file():
         for s in json.loads(manifest.read_text())["input"]["skipped"]:
@@ -420,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="direct identifiers found in a file: drop them (default, listed in the manifest) or refuse")
     r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
+    r.add_argument("--keep-intermediates", action="store_true",
+                   help="keep this run's intermediates (real rows) in $SYNTH_WORK_DIR/<run_id> after it ends")
 
     e = command("evaluate", "compute the gates and reports for existing tables (no release)", cmd_evaluate)
     e.add_argument("--train", required=True, help="the real rows the generator was trained on (CSV or Parquet)")
@@ -460,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--size", type=int, choices=(32, 64, 128), help="slice size in pixels (default 32)")
     m.add_argument("--config", type=Path, help="JSON MRI config (keys of MriConfig); flags override it")
     m.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
+    m.add_argument("--keep-intermediates", action="store_true",
+                   help="keep this run's intermediates (real rows) in $SYNTH_WORK_DIR/<run_id> after it ends")
 
     tk = command("turing-kit", "make a blinded visual Turing test from an MRI release", cmd_turing_kit, epilog="")
     tk.add_argument("release", help="a published MRI release folder")

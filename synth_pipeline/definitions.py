@@ -6,9 +6,12 @@ from assets import evaluation, ingest, release, split, training
 from assets.gates import GATE_CHECKS
 from assets.mri import MRI_ASSETS, MRI_GATE_CHECKS
 from assets.operations import (
-    alerts_from_env, entry_schedules, mri_release_job, new_input_file, nightly_release, release_job,
+    INTERMEDIATES_CLEANUP, alerts_from_env, entry_schedules, mri_release_job, new_input_file, nightly_release,
+    release_job,
 )
 from resources import ComputeDevice, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
+from resources.progress import progress_logger
+from synth_pipeline import intermediates
 
 ASSETS = [
     ingest.raw_table,
@@ -23,22 +26,28 @@ ASSETS = [
 ]
 
 
-def default_resources() -> dict:
+def default_resources(**overrides) -> dict:
     return {
         "settings": PipelineSettings(),
         "mri_settings": MriSettings(),
-        "io_manager": ParquetIOManager(),
+        "io_manager": ParquetIOManager(base_dir=str(intermediates.default_root())),
         "release_store": ReleaseStore(),
         "device": ComputeDevice(),
         "alerts": alerts_from_env(),
-    }
+    } | overrides
 
 
-defs = dg.Definitions(
-    assets=[*ASSETS, *MRI_ASSETS],
-    asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
-    jobs=[release_job, mri_release_job],
-    schedules=[nightly_release, *entry_schedules()],
-    sensors=[new_input_file],
-    resources=default_resources(),
-)
+def definitions(resources: dict) -> dg.Definitions:
+    """The code location's definitions with these resources (the CLI runs the same jobs in-process)."""
+    return dg.Definitions(
+        assets=[ingest.raw_input, *ASSETS, *MRI_ASSETS],
+        asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
+        jobs=[release_job, mri_release_job],
+        schedules=[nightly_release, *entry_schedules()],
+        sensors=[new_input_file, *INTERMEDIATES_CLEANUP],
+        resources=resources,
+        loggers={"progress": progress_logger},
+    )
+
+
+defs = definitions(default_resources())

@@ -67,7 +67,7 @@ def test_sensor_starts_one_run_per_new_file_with_its_config(tmp_path, monkeypatc
     (tmp_path / "ward7.json").write_text(json.dumps({"target": "death", "generator": "gaussian_copula"}))
     (tmp_path / "no_config.csv").write_text("a,b\n1,2\n")
     requests = new_input_file(dg.build_sensor_context())
-    assert [r.tags["synth/dataset"] for r in requests] == ["ward7"]
+    assert [r.tags["dataset"] for r in requests] == ["ward7"]
     settings = requests[0].run_config["resources"]["settings"]["config"]
     assert settings["target"] == "death" and settings["data"] == str((tmp_path / "ward7.csv").resolve())
     again = new_input_file(dg.build_sensor_context())

@@ -34,7 +34,7 @@ def _published_dirs(out: Path) -> list[Path]:
 def test_definitions_load_with_the_contract_names():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert keys == {"raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator",
+    assert keys == {"raw_input", "raw_table", "validated_table", "train_split", "holdout_split", "fitted_generator",
                     "synthetic_candidate", "fidelity_report", "utility_report", "privacy_report", "release",
                     "mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator",
                     "mri_synthetic_slices", "mri_synthetic_volume", "mri_image_metrics", "mri_release"}
@@ -42,6 +42,7 @@ def test_definitions_load_with_the_contract_names():
     assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "mri_memorisation_gate", "mri_fidelity_gate"}
     groups = {k.to_user_string(): repo.asset_graph.get(k).group_name for k in repo.asset_graph.get_all_asset_keys()}
     assert {k for k, g in groups.items() if g == "mri"} == {k for k in keys if k.startswith("mri_")}
+    assert repo.asset_graph.get(dg.AssetKey("raw_table")).parent_keys == {dg.AssetKey("raw_input")}  # input hash in lineage
     job = defs.resolve_job_def("release_job")
     assert not any(n.startswith("mri") for n in job.graph.node_dict)
     assert defs.get_schedule_def("nightly_release").default_status == dg.DefaultScheduleStatus.STOPPED
@@ -92,34 +93,35 @@ def test_same_seed_gives_byte_identical_release_data(tmp_path):
     assert a.name == b.name  # deterministic release id for the same day and candidate
 
 
-def _resources(tmp_path: Path, generator: str) -> dict:
+def _resources(tmp_path: Path, generator: str, keep: bool = False) -> dict:
     return {
         "settings": PipelineSettings(data="actg175", generator=generator, **FAST),
-        "io_manager": ParquetIOManager(base_dir=str(tmp_path / "work")),
+        "io_manager": ParquetIOManager(base_dir=str(tmp_path / "work"), keep_intermediates=keep),
         "release_store": ReleaseStore(root=str(tmp_path / "out")),
         "device": ComputeDevice(),
     }
 
 
-def test_release_alone_refuses_when_the_candidate_changed_after_its_gates(tmp_path):
+def test_release_refuses_when_its_own_run_has_no_gate_result_and_the_refusal_is_final(tmp_path):
     """A blocking check stops downstream only within its run: prove the release asset itself refuses
-    a candidate whose gate results are stale (the candidate was replaced after the checks ran)."""
+    when its own run holds no gate result, although an earlier run on the same instance passed the
+    gates for byte-identical candidate data; under the job's retry policy that refusal is not retried."""
+    from assets.operations import RETRY
+
     instance = dg.DagsterInstance.ephemeral()
     everything = [*ASSETS, *GATE_CHECKS]
     ok = dg.materialize(everything, resources=_resources(tmp_path, "gaussian_copula"), instance=instance)
     assert ok.success
     for report in ("privacy_report", "utility_report"):  # they reuse the gates' results, not recompute
         assert ok.asset_materializations_for_node(report)[0].metadata["reused_gate_results"].value is True
-    # Replace the candidate with a copy of train *without* running the checks ...
-    swapped = dg.materialize(everything, selection=dg.AssetSelection.assets("fitted_generator", "synthetic_candidate").without_checks(),
-                             resources=_resources(tmp_path, "copy"), instance=instance)
-    assert swapped.success
-    # ... then materialize the release alone: its gate records are for the old candidate.
-    late = dg.materialize(everything, selection="release", resources=_resources(tmp_path, "copy"),
-                          instance=instance, raise_on_error=False)
+    no_gates = dg.define_asset_job("no_gates", selection=dg.AssetSelection.all().without_checks(), op_retry_policy=RETRY)
+    late = dg.Definitions(assets=ASSETS, asset_checks=GATE_CHECKS, jobs=[no_gates],
+                          resources=_resources(tmp_path, "gaussian_copula")).resolve_job_def("no_gates").execute_in_process(
+        instance=instance, raise_on_error=False)
     assert not late.success
+    assert not [e for e in late.all_events if e.event_type_value in ("STEP_UP_FOR_RETRY", "STEP_RESTARTED")]
     refusals = list((tmp_path / "out" / "actg175" / "refusals").glob(f"{late.run_id}.json"))
-    assert refusals and "another candidate" in refusals[0].read_text()
+    assert refusals and "check did not run" in refusals[0].read_text()
     assert len(_published_dirs(tmp_path / "out")) == 1  # only the first, legitimate release
 
 
@@ -131,22 +133,20 @@ def test_nightly_schedule_requests_one_isolated_run_per_bundled_dataset():
 
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 2, tzinfo=timezone.utc))
     requests = list(nightly_release(context))
-    assert sorted(r.tags["synth/dataset"] for r in requests) == sorted(BUNDLED)
+    assert sorted(r.tags["dataset"] for r in requests) == sorted(BUNDLED)
     assert {r.run_key for r in requests} == {f"{d}-20261125" for d in BUNDLED}
-    lanes = {r.run_config["resources"]["io_manager"]["config"]["base_dir"] for r in requests}
-    assert len(lanes) == len(BUNDLED)  # concurrent nightly runs never share intermediate files
-    for r in requests:
-        assert r.run_config["resources"]["settings"]["config"]["data"] == r.tags["synth/dataset"]
+    for r in requests:  # intermediates: each run its own folder (tests/test_isolation.py runs them at once)
+        assert r.run_config["resources"]["settings"]["config"]["data"] == r.tags["dataset"]
 
 
 def test_conditions_sample_one_class_and_a_failing_generator_is_a_refusal(tmp_path):
     """`conditions` reaches the sampler (every candidate row is the asked class); a single-class
     candidate cannot be utility-tested, so tstr_gate refuses it rather than passing it unchecked."""
-    res = _resources(tmp_path, "gaussian_copula")
+    res = _resources(tmp_path, "gaussian_copula", keep=True)
     res["settings"] = PipelineSettings(data="actg175", conditions={"cens": "1"})
     result = dg.materialize([*ASSETS, *GATE_CHECKS], resources=res, instance=dg.DagsterInstance.ephemeral(),
                             raise_on_error=False)
-    candidate = pd.read_parquet(tmp_path / "work" / "synthetic_candidate.parquet")
+    candidate = pd.read_parquet(tmp_path / "work" / result.run_id / "synthetic_candidate.parquet")
     assert set(candidate["cens"]) == {"1"}
     tstr_eval = [e for e in result.get_asset_check_evaluations() if e.check_name == "tstr_gate"]
     assert tstr_eval and not tstr_eval[0].passed

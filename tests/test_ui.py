@@ -1,5 +1,6 @@
-"""The Dagster UI an auditor uses: after a real release, the webserver shows the lineage from raw table
-to release, the three gate checks, and the release metadata (verdict, path, hash). Checked in headless
+"""The Dagster UI an auditor uses: after real releases of two datasets on one instance, the webserver
+shows the lineage from the raw input to release, the three gate checks, and the release metadata
+(verdict, dataset, input hash, the gate table and the link to report.html). Checked in headless
 Chromium; screenshots are saved under test-artifacts/."""
 
 import os
@@ -42,9 +43,10 @@ def webserver(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} missing; run `make browsers`")
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    outcome = run_release(RunConfig.from_dict({"data": "actg175"}), home / "releases",
-                          instance=dg.DagsterInstance.from_config(str(home)))
-    assert outcome.status == "published", outcome.message
+    instance = dg.DagsterInstance.from_config(str(home))
+    for data in ("gbsg2", "actg175"):  # two datasets on one instance; actg175's release is the latest
+        outcome = run_release(RunConfig.from_dict({"data": data}), home / "releases", instance=instance)
+        assert outcome.status == "published", outcome.message
     port = _free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "synth_pipeline.definitions",
@@ -79,11 +81,12 @@ def _chromium(url: str, tmp: Path, *mode: str) -> str:
     "page, expected",
     [
         # two groups: the global lineage page collapses them, so read each group's asset list
-        ("locations/synth_pipeline.definitions/asset-groups/tabular/list", ASSETS),
+        ("locations/synth_pipeline.definitions/asset-groups/tabular/list", ("raw_input", *ASSETS)),
         ("locations/synth_pipeline.definitions/asset-groups/mri/list", MRI_ASSETS),
         ("assets/mri_image_metrics?view=checks", ("mri_memorisation_gate", "mri_fidelity_gate")),
         ("assets/synthetic_candidate?view=checks", ("dcr_gate", "linkability_gate", "tstr_gate")),
-        ("assets/release", ("verdict", "published", "release_id", "synthetic_sha256")),
+        ("assets/release", ("verdict", "published", "release_id", "synthetic_sha256", "actg175", "input_sha256",
+                            "dcr_gate", "linkability_gate", "tstr_gate", "report.html")),
     ],
 )
 def test_ui_shows_lineage_checks_and_release_metadata(webserver, tmp_path, page, expected):
