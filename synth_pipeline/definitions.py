@@ -46,7 +46,7 @@ def definitions(resources: dict) -> dg.Definitions:
         schedules=[nightly_release, *entry_schedules()],
         sensors=[new_input_file, *INTERMEDIATES_CLEANUP],
         resources=resources,
-        loggers={"progress": progress_logger},
+        loggers={"console": dg.colored_console_logger, "progress": progress_logger},
     )
 
 

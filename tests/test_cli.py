@@ -1,6 +1,7 @@
 """The `synth-pipeline` command as a user runs it: exit codes, one-line errors, nothing written."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ from synth_pipeline.data import load_dataset
 CLI = [sys.executable, "-m", "synth_pipeline.cli"]
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+def run(*args: str, cwd: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | env_extra
     return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
@@ -62,8 +63,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flchain_cs
 def test_csv_path_release_with_drop_and_ids_then_audit(tmp_path, flchain_csv):
     out = tmp_path / "releases"
     proc = run("release", "--data", str(flchain_csv), "--target", "death", "--drop", "futime,chapter",
-               "--out", str(out), cwd=tmp_path)
+               "--out", str(out), cwd=tmp_path, SYNTH_PROGRESS="1")
     assert proc.returncode == 0, proc.stderr
+    for step in ("fitted_generator", "synthetic_candidate_dcr_gate", "privacy_report", "release"):  # progress, timed
+        assert re.search(rf"^\[ *[0-9.]+s\] {step}: done in [0-9.]+ s$", proc.stderr, re.M), proc.stderr
     rel = Path(proc.stdout.split("published ")[1].strip())
     synthetic = pd.read_parquet(rel / "synthetic.parquet")
     assert "futime" not in synthetic.columns and "chapter" not in synthetic.columns
