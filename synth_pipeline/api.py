@@ -203,8 +203,8 @@ def _refused_gates(instance, run_id: str, record: Path | None) -> "tuple[GateRes
 
     found = {}
     for g in GATES:
-        rec, result = read_gate(instance, g)
-        if rec is not None and rec.run_id == run_id and result:
+        rec, result = read_gate(instance, g, run_id)
+        if rec is not None and result:
             found[g] = _gate(result)
     entries = json.loads(record.read_text()).get("entries", []) if record and record.is_file() else []
     for e in entries:
