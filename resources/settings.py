@@ -45,6 +45,8 @@ class PipelineSettings(dg.ConfigurableResource):
     linkability_ci_high_max: float = Thresholds.linkability_ci_high_max
     tstr_ratio_min: float = Thresholds.tstr_ratio_min
     on_identifiers: str = "drop"
+    small_cell_k: int = 5
+    on_rare_categories: str = "pool"
 
     def run_config(self) -> RunConfig:
         return RunConfig.from_dict(_nested(self.model_dump(), Thresholds, "generator_params"))

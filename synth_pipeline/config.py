@@ -37,6 +37,8 @@ class RunConfig:
     link_neighbors: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
     on_identifiers: str = "drop"  # direct identifiers detected in file data: "drop" (noted) | "refuse"
+    small_cell_k: int = 5  # no value held by fewer patients leaves in any file (categories, plots, copies)
+    on_rare_categories: str = "pool"  # category values held by < small_cell_k patients: "pool" (noted) | "refuse"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -68,6 +70,10 @@ class RunConfig:
             raise BadInput(f"config: conditions {self.conditions} must name only the target column")
         if self.on_identifiers not in ("drop", "refuse"):
             raise BadInput(f"config: on_identifiers {self.on_identifiers!r} must be 'drop' or 'refuse'")
+        if not isinstance(self.small_cell_k, int) or isinstance(self.small_cell_k, bool) or self.small_cell_k < 2:
+            raise BadInput(f"config: small_cell_k must be an integer >= 2, got {self.small_cell_k!r}")
+        if self.on_rare_categories not in ("pool", "refuse"):
+            raise BadInput(f"config: on_rare_categories {self.on_rare_categories!r} must be 'pool' or 'refuse'")
         if self.link_attacks < 10:
             raise BadInput(f"config: link_attacks must be >= 10, got {self.link_attacks}")
 

@@ -16,6 +16,8 @@ from synth_pipeline.data.readers import SUPPORTED, read_table
 from synth_pipeline.errors import BadInput
 from synth_pipeline.identifiers import detect_identifiers
 from synth_pipeline.schema import ColumnSpec, Schema
+from synth_pipeline.small_cells import check_target, patient_key, pool_rare_categories
+from synth_pipeline.small_cells import notes as pooling_notes
 
 __all__ = ["BUNDLED", "BundledDataset", "KINDS", "LoadedTable", "load_dataset", "read_table", "slugify"]
 
@@ -42,6 +44,8 @@ def load_dataset(
     id_columns: Sequence[str] = (),
     column_kinds: Mapping[str, str] | None = None,
     on_identifiers: str = "drop",
+    small_cell_k: int = 5,
+    on_rare_categories: str = "pool",
 ) -> LoadedTable:
     """Load a bundled table (case-insensitive name) or a .csv/.parquet/.arff file. Raises BadInput
     with one line naming the file, column or problem for anything the user can fix.
@@ -49,7 +53,9 @@ def load_dataset(
     For a file (not a bundled table, whose schema is declared), columns that look like direct
     identifiers (synth_pipeline.identifiers) are dropped into `identifiers` with the reason in the
     schema notes, or, with on_identifiers="refuse", the load fails naming them. All-missing columns
-    are dropped with a note; constant ones are kept with a note."""
+    are dropped with a note; constant ones are kept with a note. Category values held by fewer than
+    `small_cell_k` patients are pooled (synth_pipeline.small_cells; noted with counts, never values) or,
+    with on_rare_categories="refuse", the load fails naming the columns; a target class that rare fails."""
     if on_identifiers not in ON_IDENTIFIERS:
         raise BadInput(f"config: on_identifiers {on_identifiers!r} must be one of {', '.join(ON_IDENTIFIERS)}")
     bundled = BUNDLED.get(str(data).strip().lower())
@@ -78,6 +84,12 @@ def load_dataset(
         _check_values(raw, specs, where, target, kinds, notes)
     specs = tuple(_target_spec(s, raw[target], where) if s.name == target else s for s in specs)
     _check_classes(raw[target], where)
+    keys = patient_key(raw, ids_all)
+    check_target(raw[target], where, small_cell_k, keys)
+    raw, specs, pooled = pool_rare_categories(
+        raw, raw.index[raw[target].notna()], specs, target=target, k=small_cell_k, on_rare=on_rare_categories,
+        where=where, declared=declared, keys=keys)
+    notes.update(pooling_notes(pooled, small_cell_k))
     positive = declared.positive if declared and target == declared.target else choose_positive(raw[target])
     schema = Schema(
         dataset=declared.dataset if declared else slugify(source.stem),
