@@ -79,7 +79,7 @@ def release(
         "thresholds": cfg.to_dict()["thresholds"],
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
-        "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),
+        "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema, cfg.small_cell_k),
                        "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
         "dagster": {"run_id": run_id, "job": context.run.job_name, "lineage": _lineage(context.instance)},
     }
