@@ -135,18 +135,15 @@ def _pooled(column: str, rare: pd.Series, counts: pd.Series, rows: int, k: int, 
 
 def _apply(out: pd.DataFrame, spec: ColumnSpec, values: pd.Series, mask: pd.Series, p: Pooled, counts: pd.Series,
            declared: bool) -> ColumnSpec:
-    """Rewrite the rare values in `out` (in place) and return the spec with the categories that remain."""
+    """Rewrite the column in `out` (in place) as its category strings (a number column stays one type
+    once the pool's label joins it) with the rare values replaced; return the spec with the categories
+    that remain."""
+    column = values.astype(object)
     if p.into == "most_frequent":
-        common = counts.drop(index=sorted(set(values[mask]) & set(counts.index))).idxmax()
-        label = out.loc[values == common, spec.name].iloc[0]
-        out[spec.name] = out[spec.name].astype(object)
-        out.loc[mask, spec.name] = label
-    elif p.into == "missing":
-        out[spec.name] = out[spec.name].astype(object)
-        out.loc[mask, spec.name] = np.nan
+        column[mask] = counts.drop(index=sorted(set(values[mask]) & set(counts.index))).idxmax()
     else:
-        out[spec.name] = out[spec.name].astype(object)
-        out.loc[mask, spec.name] = RARE_LABEL
+        column[mask] = RARE_LABEL if p.into == RARE_LABEL else np.nan
+    out[spec.name] = column
     gone = set(values[mask])
     kept = [c for c in (spec.categories or ()) if c not in gone]
     if p.into == RARE_LABEL:

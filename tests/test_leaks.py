@@ -4,6 +4,7 @@ and 30 diagnoses held by one patient each, released through the real CLI; no suc
 file the run writes (release, refusals, Dagster's instance, temporary files), and the manifest says
 what was removed or pooled and why. Plus the pooling rule itself, unit by unit."""
 
+import io
 import json
 import os
 import re
@@ -190,6 +191,11 @@ def test_pooling_rules() -> None:
     assert _pool(df3, keys=[key])[2][0].values == 1
     # k is the caller's: at k = 7 the 6-row pool is itself rare
     assert _pool(df, k=7)[2][0].into == "most_frequent"
+    # a column of numeric codes stays one type once the pool's label joins it (Parquet-writable)
+    df4 = pd.DataFrame({"grp": [1] * 20 + [2] * 20 + [3, 4, 5, 6, 7, 8], "y": ["0", "1"] * 23})
+    out, specs, [p] = _pool(df4)
+    assert specs[0].categories == ("1", "2", RARE_LABEL)
+    assert pd.read_parquet(io.BytesIO(out.to_parquet()))["grp"].tolist() == ["1"] * 20 + ["2"] * 20 + [RARE_LABEL] * 6
     with pytest.raises(BadInput, match=r"'dx' \(6 values, 6 rows\)"):
         pool_rare_categories(df, df.index, _specs(df), target="y", k=5, on_rare="refuse", where="t.csv",
                              declared=None)
