@@ -144,6 +144,19 @@ def test_manifest_names_the_columns_with_evidence_and_pools_by_count(table_csv, 
     assert set(synthetic["diagnosis"].dropna()) <= {*COMMON, RARE_LABEL}
 
 
+def test_a_refused_run_records_no_value(table_csv, tmp_path) -> None:
+    """The copy control is refused; its refusal record, report page and Dagster events hold none of
+    the values either."""
+    table, path = table_csv
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"link_attacks": 300}))
+    proc = cli("release", "--data", str(path), "--target", "outcome", "--generator", "copy", "--config", str(config),
+               "--out", str(tmp_path / "out"), home=tmp_path / "home", tmp=tmp_path / "tmp")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert list((tmp_path / "out").rglob("refusals/*.json")) and list((tmp_path / "out").rglob("refusals/*.html"))
+    assert leaked([tmp_path / "out", tmp_path / "home", tmp_path / "tmp"], needles(table)) == {}
+
+
 def test_refuse_options_exit_2_naming_the_columns_and_no_value(table_csv, tmp_path) -> None:
     table, path = table_csv
     proc = cli("release", "--data", str(path), "--target", "outcome", "--on-identifiers", "refuse", "--out",
