@@ -81,7 +81,7 @@ def load_dataset(
     modelled = raw if declared else raw[raw[target].notna()]
     specs = tuple(_spec(modelled[c], declared, kinds.get(c), where) for c in kept)
     if not declared:
-        _check_values(raw, specs, where, target, kinds, notes)
+        _check_values(raw, specs, where, target, kinds, notes, small_cell_k)
     specs = tuple(_target_spec(s, raw[target], where) if s.name == target else s for s in specs)
     _check_classes(raw[target], where)
     keys = patient_key(raw, ids_all)
@@ -188,7 +188,7 @@ def _screen(
 
 def _check_values(
     raw: pd.DataFrame, specs: Sequence[ColumnSpec], where: str, target: str, kinds: Mapping[str, str],
-    notes: dict[str, str],
+    notes: dict[str, str], small_cell_k: int = 5,
 ) -> None:
     """File data only: refuse text mixed into a numeric column and values no model can handle
     (infinite, or beyond +-1e15); note constant columns (kept: harmless, and they may be codes)."""
@@ -201,10 +201,12 @@ def _check_values(
             parsed = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
             share = float(parsed.notna().mean()) if len(values) else 0.0
             if MIXED_NUMERIC_SHARE <= share < 1.0 and parsed.nunique() > 10:
-                bad = values[parsed.isna()]
+                bad = values[parsed.isna()].astype(str).value_counts()
+                # an example only when held by k rows (a placeholder such as "n/a"), never a one-patient value
+                example = f", e.g. {bad.index[0]!r}" if bad.iloc[0] >= small_cell_k else ""
                 raise BadInput(
-                    f"{where}: column '{spec.name}' mixes numbers and text ({len(bad)} of {len(values)} values are "
-                    f"not numbers, e.g. {str(bad.iloc[0])!r}); clean it, or declare its kind in column_kinds"
+                    f"{where}: column '{spec.name}' mixes numbers and text ({int(bad.sum())} of {len(values)} values are "
+                    f"not numbers{example}); clean it, or declare its kind in column_kinds"
                 )
         if spec.kind != "categorical" and spec.name != target:
             numbers = pd.to_numeric(values, errors="coerce").astype("float64")
