@@ -74,7 +74,7 @@ def release(
         "overrides": cfg.overrides(),
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
-        "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),
+        "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema, cfg.small_cell_k),
                        "correlation": correlation_difference(train_split, synthetic_candidate, schema)},
         "dagster": {"run_id": run_id, "job": context.run.job_name,
                     "lineage": lineage(context.instance, run_id, UPSTREAM, [SOURCE.to_user_string()])},

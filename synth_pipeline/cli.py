@@ -205,7 +205,7 @@ def cmd_release(args) -> int:
     cfg = _base_config(args).with_overrides(
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
         drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
-        on_identifiers=args.on_identifiers,
+        on_identifiers=args.on_identifiers, on_rare_categories=args.on_rare_categories, small_cell_k=args.small_cell_k,
     )
     _check_name(GENERATORS, "generator", cfg.generator, "--generator")
     out = _out_dir(args.out)
@@ -441,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--id-columns", help="comma-separated identifier columns to remove")
     r.add_argument("--on-identifiers", choices=("drop", "refuse"),
                    help="direct identifiers found in a file: drop them (default, listed in the manifest) or refuse")
+    r.add_argument("--on-rare-categories", choices=("pool", "refuse"),
+                   help="category values held by fewer than --small-cell-k patients: pool them (default) or refuse")
+    r.add_argument("--small-cell-k", type=int, help="the small-cell threshold k (default 5, at least 2; below 5 is "
+                                                    "recorded as a deliberate override)")
     r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     r.add_argument("--keep-intermediates", action="store_true",

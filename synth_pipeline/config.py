@@ -138,7 +138,11 @@ class RunConfig(Settings):
         return self
 
     def overrides(self) -> list[dict[str, Any]]:
-        return self.thresholds.overrides()
+        """Looser thresholds, and a small-cell k below its default (smaller cells may then leave)."""
+        k = type(self).model_fields["small_cell_k"].default
+        return self.thresholds.overrides() + ([{"threshold": "small_cell_k", "value": self.small_cell_k, "default": k,
+                                                "note": "smaller cells than the default may be released"}]
+                                              if self.small_cell_k < k else [])
 
 
 def explain(e: ValidationError, cls: type[BaseModel]) -> str:

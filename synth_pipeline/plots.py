@@ -81,9 +81,14 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _nice_edges(real: np.ndarray, integer: bool) -> np.ndarray:
-    """Round-number edges spanning the real 1st-99th percentiles (never the raw extremes)."""
+def _nice_edges(real: np.ndarray, integer: bool, min_cell: int = MIN_CELL_COUNT) -> np.ndarray:
+    """Round-number edges spanning the real 1st-99th percentiles, and never beyond the min_cell-th
+    smallest / largest value (on a small table the percentiles would sit near the raw extremes)."""
     lo, hi = (float(x) for x in np.percentile(real, [1, 99]))
+    srt = np.sort(real)
+    k = min(min_cell, len(srt)) - 1
+    lo, hi = max(lo, float(srt[k])), min(hi, float(srt[-k - 1]))
+    lo, hi = min(lo, hi), max(lo, hi)
     if integer and hi - lo + 1 <= MAX_BINS:
         return np.arange(math.floor(lo), math.floor(hi) + 2, dtype=float) - 0.5  # one bin per integer
     if hi <= lo:
@@ -100,12 +105,12 @@ def _nice_edges(real: np.ndarray, integer: bool) -> np.ndarray:
     return edges
 
 
-def _merge_small(bins: list[dict]) -> list[dict]:
+def _merge_small(bins: list[dict], min_cell: int = MIN_CELL_COUNT) -> list[dict]:
     """Merge any bin whose real count is 1..MIN_CELL_COUNT-1 into its smaller neighbour, until none is
     left; if all real rows fit in one bin of fewer than MIN_CELL_COUNT, its real count is zeroed."""
     bins = [dict(b) for b in bins]
     while True:
-        small = [i for i, b in enumerate(bins) if 0 < b["real"] < MIN_CELL_COUNT]
+        small = [i for i, b in enumerate(bins) if 0 < b["real"] < min_cell]
         if not small:
             return bins
         if len(bins) == 1:
@@ -120,22 +125,22 @@ def _merge_small(bins: list[dict]) -> list[dict]:
                             "suppressed": bins[a].get("suppressed", False) or bins[b].get("suppressed", False)}]
 
 
-def _suppress(n: int) -> int | None:
+def _suppress(n: int, min_cell: int = MIN_CELL_COUNT) -> int | None:
     """A real count below the small-cell threshold is not published (None), except 0."""
-    return n if n == 0 or n >= MIN_CELL_COUNT else None
+    return n if n == 0 or n >= min_cell else None
 
 
-def _numeric_column(name: str, kind: str, real: pd.Series, syn: pd.Series) -> dict:
+def _numeric_column(name: str, kind: str, real: pd.Series, syn: pd.Series, min_cell: int = MIN_CELL_COUNT) -> dict:
     r = pd.to_numeric(real, errors="coerce").to_numpy(dtype=float)
     s = pd.to_numeric(syn, errors="coerce").to_numpy(dtype=float)
     r_ok, s_ok = r[np.isfinite(r)], s[np.isfinite(s)]
     out: dict[str, Any] = {
         "name": name, "kind": kind, "n_real": int(len(r)), "n_synthetic": int(len(s)),
-        "missing_real": _suppress(int(len(r) - len(r_ok))), "missing_synthetic": int(len(s) - len(s_ok)),
+        "missing_real": _suppress(int(len(r) - len(r_ok)), min_cell), "missing_synthetic": int(len(s) - len(s_ok)),
     }
-    if len(r_ok) < MIN_CELL_COUNT:
+    if len(r_ok) < min_cell:
         return {**out, "bins": [], "suppressed": True}
-    edges = _nice_edges(r_ok, integer=kind == "integer")
+    edges = _nice_edges(r_ok, integer=kind == "integer", min_cell=min_cell)
     idx_r = np.searchsorted(edges, r_ok, side="right")  # 0: below edges[0]; len(edges): >= edges[-1]
     idx_s = np.searchsorted(edges, s_ok, side="right")
     n_bins = len(edges) + 1
@@ -149,59 +154,63 @@ def _numeric_column(name: str, kind: str, real: pd.Series, syn: pd.Series) -> di
         bins.pop(0)
     while len(bins) > 1 and bins[-1]["hi"] is None and bins[-1]["real"] == 0 and bins[-1]["synthetic"] == 0:
         bins.pop()
-    bins = _merge_small(bins)
+    bins = _merge_small(bins, min_cell)
     for b in bins:
         b.setdefault("suppressed", False)
     return {**out, "bins": bins}
 
 
-def _categorical_column(name: str, categories: Sequence[str] | None, real: pd.Series, syn: pd.Series) -> dict:
+def _categorical_column(name: str, categories: Sequence[str] | None, real: pd.Series, syn: pd.Series,
+                        min_cell: int = MIN_CELL_COUNT) -> dict:
     r = real.astype(object).where(real.notna(), None)
     s = syn.astype(object).where(syn.notna(), None)
     r_counts = r.dropna().astype(str).value_counts()
     s_counts = s.dropna().astype(str).value_counts()
     known = list(categories) if categories else []
     if not known:  # no public category list: name only categories with enough real rows
-        known = sorted(c for c, n in r_counts.items() if n >= MIN_CELL_COUNT)
+        known = sorted(c for c, n in r_counts.items() if n >= min_cell)
     # most frequent first when there are too many to draw
     if len(known) > MAX_CATEGORIES:
         known = sorted(known, key=lambda c: (-int(r_counts.get(c, 0)), c))[:MAX_CATEGORIES]
     rows, other_r, other_s = [], 0, 0
     for c in known:
         nr, ns = int(r_counts.get(c, 0)), int(s_counts.get(c, 0))
-        if 0 < nr < MIN_CELL_COUNT:
+        if 0 < nr < min_cell:
             other_r, other_s = other_r + nr, other_s + ns
         else:
             rows.append({"category": str(c), "real": nr, "synthetic": ns, "suppressed": False})
     other_r += int(r_counts[~r_counts.index.isin(known)].sum())
     other_s += int(s_counts[~s_counts.index.isin(known)].sum())
     if other_r or other_s:
-        rows.append({"category": OTHER_LABEL, "real": other_r if other_r >= MIN_CELL_COUNT else 0,
-                     "synthetic": other_s, "suppressed": 0 < other_r < MIN_CELL_COUNT})
+        rows.append({"category": OTHER_LABEL, "real": other_r if other_r >= min_cell else 0,
+                     "synthetic": other_s, "suppressed": 0 < other_r < min_cell})
     return {
         "name": name, "kind": "categorical", "n_real": int(len(r)), "n_synthetic": int(len(s)),
-        "missing_real": _suppress(int(r.isna().sum())), "missing_synthetic": int(s.isna().sum()),
+        "missing_real": _suppress(int(r.isna().sum()), min_cell), "missing_synthetic": int(s.isna().sum()),
         "categories": rows,
     }
 
 
-def column_distributions(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dict:
+def column_distributions(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
+                         min_cell: int = MIN_CELL_COUNT) -> dict:
     """Per-column real vs synthetic aggregates, in schema order, under the small-cell rule (module doc).
 
     Numeric/integer columns: `bins` [{lo, hi, real, synthetic, suppressed}] on shared edges (lo/hi None
     for the open-ended tails). Categorical columns: `categories` [{category, real, synthetic,
-    suppressed}]. Counts are row counts; `missing_*` are missing-value counts (None when suppressed)."""
+    suppressed}]. Counts are row counts; `missing_*` are missing-value counts (None when suppressed).
+    `min_cell`: the run's small-cell k (RunConfig.small_cell_k)."""
     cols = []
     for c in schema.columns:
         if c.name not in real.columns or c.name not in synthetic.columns:
             continue
         if c.kind == "categorical":
-            cols.append(_categorical_column(c.name, c.categories, real[c.name], synthetic[c.name]))
+            cols.append(_categorical_column(c.name, c.categories, real[c.name], synthetic[c.name], min_cell))
         else:
-            cols.append(_numeric_column(c.name, c.kind, real[c.name], synthetic[c.name]))
-    return {"min_cell_count": MIN_CELL_COUNT,
-            "rule": "real counts of 1-4 are merged into a neighbouring bin or an 'other' bar, or zeroed; "
-                    "bin edges are round numbers inside the real 1st-99th percentiles",
+            cols.append(_numeric_column(c.name, c.kind, real[c.name], synthetic[c.name], min_cell))
+    return {"min_cell_count": min_cell,
+            "rule": f"real counts of 1-{min_cell - 1} are merged into a neighbouring bin or an 'other' bar, or zeroed; "
+                    f"bin edges are round numbers inside the real 1st-99th percentiles and the {min_cell}th "
+                    "smallest / largest values",
             "columns": cols}
 
 

@@ -178,3 +178,62 @@ def test_release_contains_no_identifier_value(tmp_path: Path, actg_with_ids: pd.
     assert refused.status == "bad_input" and refused.exit_code == 2
     assert "'email' (email)" in refused.message and "\n" not in refused.message
     assert not (tmp_path / "refused").exists() or not any(p.is_file() for p in (tmp_path / "refused").rglob("*"))
+
+
+def _kinds(df: pd.DataFrame) -> dict[str, str]:
+    return {f.column: f.kind for f in detect_identifiers(df, target="y")}
+
+
+def test_patterns_are_judged_among_non_placeholder_values() -> None:
+    rng = np.random.default_rng(1)
+    n = 400
+    emails = np.array([f"p{i}.{rng.integers(10**6)}@clinic.example" for i in range(n)], dtype=object)
+    for word in ("unknown", "n/a", "-", "none", "", "missing"):
+        col = emails.copy()
+        col[rng.random(n) < 0.25] = word
+        [f] = detect_identifiers(pd.DataFrame({"contact": col, "y": ["0", "1"] * (n // 2)}), target="y")
+        assert f.kind == "email", word
+        assert ("placeholder values set aside" in f.reason) == (word != ""), word  # "" is read as missing
+    # a frequent value that is no known word is set aside too, as long as it does not match
+    col = emails.copy()
+    col[: n // 5] = "xyz"
+    assert _kinds(pd.DataFrame({"contact": col, "y": ["0", "1"] * (n // 2)})) == {"contact": "email"}
+    # placeholders are not a licence: most of the column placeholder, the rest is judged with them
+    col = emails.copy()
+    col[: int(n * 0.7)] = "unknown"
+    assert detect_identifiers(pd.DataFrame({"contact": col, "y": ["0", "1"] * (n // 2)}), target="y") == []
+
+
+def test_codes_repeated_per_patient_and_fixed_length_numbers() -> None:
+    rng = np.random.default_rng(2)
+    n = 600
+    visits = rng.permutation(np.repeat([f"K{x:05d}" for x in rng.choice(10**5, n // 2, replace=False)], 2))
+    visits3 = rng.permutation(np.repeat([f"{x:x}" for x in rng.choice(10**6, n // 3, replace=False)], 3))
+    df = pd.DataFrame({
+        "ref": visits,  # twice per patient, innocent name
+        "ref3": visits3,  # three times per patient, hex codes
+        "code": rng.choice(np.arange(10**8, 10**9), n, replace=False),  # unique 9-digit numbers
+        "code_txt": [f"{x:09d}" for x in rng.choice(10**9, n, replace=False)],  # as text, leading zeros kept
+        "y": ["0", "1"] * (n // 2),
+    })
+    found = {f.column: f for f in detect_identifiers(df, target="y")}
+    assert {c: f.kind for c, f in found.items()} == {c: "record_number" for c in ("ref", "ref3", "code", "code_txt")}
+    assert "repeated per patient" in found["ref"].reason and "(typically 2)" in found["ref"].reason
+    assert "fixed 9-digit length" in found["code"].reason and found["code"].evidence.startswith("600 distinct in 600")
+
+
+def test_clinical_values_are_not_codes() -> None:
+    """High-resolution measurements, counts and categories with a rare tail are not identifiers."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    dx = rng.choice(["a", "b", "c", "d", "e", "f"], n).astype(object)
+    dx[:30] = [f"rare {i}" for i in range(30)]
+    df = pd.DataFrame({
+        "platelets": rng.normal(250_000, 60_000, n).round(-3),  # 6 digits, rounded: repeats
+        "cd4": rng.integers(0, 1500, n),  # 1-4 digits, mostly small cells (like ACTG175 cd80)
+        "viral_load": np.exp(rng.normal(9, 2.5, n)).round(),  # long but not fixed-length
+        "weight_g": rng.normal(3400, 500, n).round(),
+        "diagnosis": dx,  # 30 singletons among common values: pooled, not dropped
+        "y": ["0", "1"] * (n // 2),
+    })
+    assert detect_identifiers(df, target="y") == []

@@ -18,6 +18,8 @@ from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256, frame_sha256
 from synth_pipeline.identifiers import detect_identifiers
 from synth_pipeline.schema import ColumnSpec, Schema
+from synth_pipeline.small_cells import check_target, patient_key, pool_rare_categories
+from synth_pipeline.small_cells import notes as pooling_notes
 
 __all__ = ["BUNDLED", "BundledDataset", "KINDS", "LoadedTable", "load_dataset", "read_table", "slugify"]
 
@@ -58,6 +60,8 @@ def load_dataset(
     name: str | None = None,
     sql: str | None = None,
     connection: str | None = None,
+    small_cell_k: int = 5,
+    on_rare_categories: str = "pool",
 ) -> LoadedTable:
     """Load a bundled table (case-insensitive name) or a .csv/.parquet/.arff file. Raises BadInput
     with one line naming the file, column or problem for anything the user can fix.
@@ -67,7 +71,10 @@ def load_dataset(
     schema notes, or, with on_identifiers="refuse", the load fails naming them. All-missing columns
     are dropped with a note; constant ones are kept with a note. With `sql` (and `connection`, the
     environment variable holding the URL) the rows come from that query and are screened like file
-    data. `name` names the dataset (its release folder) instead of the bundled name or file stem."""
+    data. `name` names the dataset (its release folder) instead of the bundled name or file stem.
+    Category values held by fewer than `small_cell_k` patients are pooled (synth_pipeline.small_cells;
+    noted with counts, never values) or, with on_rare_categories="refuse", the load fails naming the
+    columns; a target class that rare fails."""
     if on_identifiers not in ON_IDENTIFIERS:
         raise BadInput(f"config: on_identifiers {on_identifiers!r} must be one of {', '.join(ON_IDENTIFIERS)}")
     bundled = None if sql is not None else BUNDLED.get(str(data).strip().lower())
@@ -97,9 +104,15 @@ def load_dataset(
     modelled = raw if declared else raw[raw[target].notna()]
     specs = tuple(_spec(modelled[c], declared, kinds.get(c), where) for c in kept)
     if not declared:
-        _check_values(raw, specs, where, target, kinds, notes)
+        _check_values(raw, specs, where, target, kinds, notes, small_cell_k)
     specs = tuple(_target_spec(s, raw[target], where) if s.name == target else s for s in specs)
     _check_classes(raw[target], where)
+    keys = patient_key(raw, ids_all)
+    check_target(raw[target], where, small_cell_k, keys)
+    raw, specs, pooled = pool_rare_categories(
+        raw, raw.index[raw[target].notna()], specs, target=target, k=small_cell_k, on_rare=on_rare_categories,
+        where=where, declared=declared, keys=keys)
+    notes.update(pooling_notes(pooled, small_cell_k))
     positive = declared.positive if declared and target == declared.target else choose_positive(raw[target])
     schema = Schema(
         dataset=name or (declared.dataset if declared else slugify(source.stem)),
@@ -198,7 +211,7 @@ def _screen(
 
 def _check_values(
     raw: pd.DataFrame, specs: Sequence[ColumnSpec], where: str, target: str, kinds: Mapping[str, str],
-    notes: dict[str, str],
+    notes: dict[str, str], small_cell_k: int = 5,
 ) -> None:
     """File data only: refuse text mixed into a numeric column and values no model can handle
     (infinite, or beyond +-1e15); note constant columns (kept: harmless, and they may be codes)."""
@@ -211,10 +224,12 @@ def _check_values(
             parsed = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
             share = float(parsed.notna().mean()) if len(values) else 0.0
             if MIXED_NUMERIC_SHARE <= share < 1.0 and parsed.nunique() > 10:
-                bad = values[parsed.isna()]
+                bad = values[parsed.isna()].astype(str).value_counts()
+                # an example only when held by k rows (a placeholder such as "n/a"), never a one-patient value
+                example = f", e.g. {bad.index[0]!r}" if bad.iloc[0] >= small_cell_k else ""
                 raise BadInput(
-                    f"{where}: column '{spec.name}' mixes numbers and text ({len(bad)} of {len(values)} values are "
-                    f"not numbers, e.g. {str(bad.iloc[0])!r}); clean it, or declare its kind in column_kinds"
+                    f"{where}: column '{spec.name}' mixes numbers and text ({int(bad.sum())} of {len(values)} values are "
+                    f"not numbers{example}); clean it, or declare its kind in column_kinds"
                 )
         if spec.kind != "categorical" and spec.name != target:
             numbers = pd.to_numeric(values, errors="coerce").astype("float64")
