@@ -8,9 +8,10 @@ import pandas as pd
 from assets.gates import read_gate
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
+from synth_pipeline.copies import rare_copy_mask
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
-    GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
+    GATES, ReleaseExists, code_version, gate_problems, package_versions,
     publish, record_refusal, release_id_for, utc_now,
 )
 from synth_pipeline.plots import column_distributions, correlation_difference
@@ -52,9 +53,10 @@ def release(
     read = {g: read_gate(context.instance, g) for g in GATES}
     problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
                              thresholds_sha256=gate_settings_sha256(cfg))
-    copies = exact_row_matches(synthetic_candidate, train_split)
-    if copies:
-        problems.append(f"release: {copies} synthetic rows equal a real training row")
+    rare = int(rare_copy_mask(synthetic_candidate, train=train_split, columns=list(schema.names),
+                              k=cfg.small_cell_k).sum())
+    if rare:  # the last line of defence: the copy filter removes these before any gate runs
+        problems.append(f"release: {rare} synthetic rows equal a training row fewer than {cfg.small_cell_k} patients share")
     if problems:
         record_refusal(release_store.path, schema.dataset, run_id,
                        {"gate": "release", "passed": False, "reason": "; ".join(problems), "candidate_sha256": sha,
@@ -77,6 +79,7 @@ def release(
         "code_version": code_version(),
         "packages": package_versions(),
         "thresholds": cfg.to_dict()["thresholds"],
+        "copy_filter": synthetic_candidate.attrs.get("copy_filter"),
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
         "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema),

@@ -37,6 +37,7 @@ class RunConfig:
     link_neighbors: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
     on_identifiers: str = "drop"  # direct identifiers detected in file data: "drop" (noted) | "refuse"
+    small_cell_k: int = 5  # a combination or value held by fewer than k patients is never published
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -68,6 +69,8 @@ class RunConfig:
             raise BadInput(f"config: conditions {self.conditions} must name only the target column")
         if self.on_identifiers not in ("drop", "refuse"):
             raise BadInput(f"config: on_identifiers {self.on_identifiers!r} must be 'drop' or 'refuse'")
+        if self.small_cell_k < 2:
+            raise BadInput(f"config: small_cell_k must be >= 2, got {self.small_cell_k}")
         if self.link_attacks < 10:
             raise BadInput(f"config: link_attacks must be >= 10, got {self.link_attacks}")
 
@@ -76,7 +79,7 @@ def gate_settings_sha256(cfg: RunConfig) -> str:
     """Digest of everything a gate verdict depends on besides the data: thresholds, attack count
     and seed. A check result computed under other settings must not release this candidate."""
     body = {"thresholds": asdict(cfg.thresholds), "link_attacks": cfg.link_attacks,
-            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed}
+            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed, "small_cell_k": cfg.small_cell_k}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
