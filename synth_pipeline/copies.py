@@ -224,7 +224,8 @@ def cohort_change(
     scale = np.maximum(null.mean(axis=0), 1.0 / n)
     bound = float(np.quantile((null / scale).max(axis=1), 1 - alpha, method="higher"))
     columns = tuple(
-        ColumnChange(c.name, "ks" if numeric else "tv", round(obs, 6), round(bound * s, 6), obs > bound * s)
+        ColumnChange(c.name, "ks" if numeric else "tv", round(obs, 6), round(float(bound * s), 6),
+                     bool(obs > bound * s))
         for c, (_, numeric), obs, s in zip(schema.columns, coded, observed, scale)
     )
     return CohortChange(changed, added, trials, alpha, seed, columns, target, *shares)
