@@ -114,10 +114,10 @@ def clinical_table(seed: int = 4, n: int = 3000) -> pd.DataFrame:
     refused it."""
     rng = np.random.default_rng(seed)
     age = rng.integers(45, 76, n)
+    sex = rng.choice(["F", "M"], n)
     bmi = np.round(rng.normal(27 + 0.05 * (age - 50), 3.0, n), 1)
     sbp = np.round(rng.normal(110 + 0.5 * age, 10, n)).astype(int)
     dbp = np.round(0.5 * sbp + rng.normal(15, 5, n)).astype(int)
-    sex = rng.choice(["F", "M"], n)
     smoker = rng.choice(["no", "yes"], n, p=[0.85, 0.15])
     logit = -9 + 0.06 * age + 0.12 * bmi + 0.01 * sbp + 0.4 * (smoker == "yes")
     diabetes = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
