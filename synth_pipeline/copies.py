@@ -12,9 +12,9 @@ of a common one (k or more) points at nobody. So:
   total variation for categories), against the release's own sampling noise: seeded bootstrap
   samples of the same size drawn from the unfiltered candidate. One max-statistic over the columns,
   each scaled by its own bootstrap mean, keeps the chance of refusing a filter whose change is no
-  larger than drawing another sample at `CHANGE_ALPHA` for the whole table. (The null "remove as
-  many rows at random" is not used: rare combinations sit in the tails by construction, so any
-  filter of them is detectably non-random, and that null flagged 12 of 5,511 rows changed.)
+  larger than drawing another sample at `CHANGE_ALPHA` for the whole table. (Not "as many rows
+  removed at random": rare combinations sit in the tails by construction, so against that null any
+  filter of them is detectably non-random, however few rows it changes; README, Copies.)
 - Common copies are compared with the holdout's own match rate in metrics.privacy (`exact_copies`).
 Rows are matched with hashing.row_hashes, the one row-matching rule.
 """
@@ -59,7 +59,7 @@ class ColumnChange:
 
 @dataclass(frozen=True)
 class CohortChange:
-    """The filter's effect on the candidate against `trials` random changes of the same size."""
+    """The filter's effect on each column, against `trials` bootstrap samples of the same size."""
 
     changed_rows: int
     added_rows: int
