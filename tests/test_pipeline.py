@@ -122,12 +122,13 @@ def test_release_alone_refuses_when_the_candidate_changed_after_its_gates(tmp_pa
     assert ok.success
     for report in ("privacy_report", "utility_report"):  # they reuse the gates' results, not recompute
         assert ok.asset_materializations_for_node(report)[0].metadata["reused_gate_results"].value is True
-    # Replace the candidate with a copy of train *without* running the checks ...
+    # Replace the candidate with a perturbed copy of train *without* running the checks (a plain copy
+    # no longer gets this far: the copy filter refuses it) ...
     swapped = dg.materialize(everything, selection=dg.AssetSelection.assets("fitted_generator", "synthetic_candidate").without_checks(),
-                             resources=_resources(tmp_path, "copy"), instance=instance)
+                             resources=_resources(tmp_path, "perturbed_copy"), instance=instance)
     assert swapped.success
     # ... then materialize the release alone: its gate records are for the old candidate.
-    late = dg.materialize(everything, selection="release", resources=_resources(tmp_path, "copy"),
+    late = dg.materialize(everything, selection="release", resources=_resources(tmp_path, "perturbed_copy"),
                           instance=instance, raise_on_error=False)
     assert not late.success
     refusals = list((tmp_path / "out" / "actg175" / "refusals").glob(f"{late.run_id}.json"))
