@@ -12,11 +12,11 @@ from assets.refusal import refuse
 from assets.run_log import lineage
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
+from synth_pipeline.copies import rare_copy_mask
 from synth_pipeline.drift import input_profile, since_previous
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
-    GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
-    publish, release_id_for, utc_now,
+    GATES, ReleaseExists, code_version, gate_problems, package_versions, publish, release_id_for, utc_now,
 )
 from synth_pipeline.plots import column_distributions, correlation_difference
 from synth_pipeline.report import render_report
@@ -49,9 +49,10 @@ def release(
     read = {g: read_gate(context.instance, g, run_id) for g in GATES}
     problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
                              thresholds_sha256=gate_settings_sha256(cfg))
-    copies = exact_row_matches(synthetic_candidate, train_split)
-    if copies:
-        problems.append(f"release: {copies} synthetic rows equal a real training row")
+    rare = int(rare_copy_mask(synthetic_candidate, train=train_split, columns=list(schema.names),
+                              k=cfg.small_cell_k).sum())
+    if rare:  # the last line of defence: the copy filter removes these before any gate runs
+        problems.append(f"release: {rare} synthetic rows equal a training row fewer than {cfg.small_cell_k} patients share")
     if problems:
         refuse(context, release_store, schema.dataset, "release", "; ".join(problems), candidate_sha256=sha)
 
@@ -72,6 +73,7 @@ def release(
         "packages": package_versions(),
         "thresholds": cfg.to_dict()["thresholds"],
         "overrides": cfg.overrides(),
+        "copy_filter": synthetic_candidate.attrs.get("copy_filter"),
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
         "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema, cfg.small_cell_k),

@@ -9,6 +9,7 @@ import pandas as pd
 
 from assets.refusal import final_on_bad_input, refuse
 from resources import ComputeDevice, PipelineSettings, ReleaseStore
+from synth_pipeline.copies import filter_rare_copies, generator_redraw
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import load_generator, make_generator
 from synth_pipeline.hashing import frame_sha256
@@ -49,8 +50,9 @@ def synthetic_candidate(
     context: dg.AssetExecutionContext, fitted_generator: Path, train_split: pd.DataFrame, settings: PipelineSettings,
     release_store: ReleaseStore, device: ComputeDevice,
 ) -> pd.DataFrame:
-    """n synthetic rows (default: as many as train), of one class when `conditions` names it. Not
-    released until every gate passes."""
+    """n synthetic rows (default: as many as train), of one class when `conditions` names it, with
+    every copy of a training combination fewer than k training rows share redrawn or removed
+    (synth_pipeline.copies); a filter that bent the cohort refuses. Not released until every gate passes."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])
     gen = load_generator(fitted_generator, device=device.resolve())
@@ -61,10 +63,17 @@ def synthetic_candidate(
     start = time.perf_counter()
     try:
         candidate = gen.sample(n, seed=cfg.seed, conditions=conditions)
+        sampled = time.perf_counter() - start
+        candidate, copies = filter_rare_copies(candidate, train=train_split, schema=schema, k=cfg.small_cell_k,
+                                               redraw=generator_redraw(gen, schema.target), seed=cfg.seed)
     except GeneratorError as e:
         refuse(context, release_store, schema.dataset, "generator", str(e))
-    candidate.attrs = {"schema": train_split.attrs["schema"]}
+    if not copies.passed:
+        refuse(context, release_store, schema.dataset, "copy_filter", copies.reason(), copy_filter=copies.to_dict())
+    candidate.attrs = {"schema": train_split.attrs["schema"], "copy_filter": copies.to_dict()}
     context.add_output_metadata(
-        {"rows": len(candidate), "sha256": frame_sha256(candidate), "sample_seconds": round(time.perf_counter() - start, 2)}
+        {"rows": len(candidate), "sha256": frame_sha256(candidate), "sample_seconds": round(sampled, 2),
+         "copy_filter": dg.MetadataValue.json(copies.to_dict()), "rare_copies_redrawn": copies.redrawn,
+         "rare_copies_removed": copies.removed}
     )
     return candidate

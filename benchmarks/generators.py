@@ -19,8 +19,8 @@ and samples len(train) rows (seed). Measured:
   TSTR AUROC / best TRTR AUROC); "publishes" = all three default gates pass;
 * fidelity_metrics(train, synthetic, schema, seed): shape error = 1 - column_shapes, trend
   error = 1 - column_pair_trends, C2ST AUROC;
-* for the diffusion model, `rejected_copies`: sampled rows equal to a training row that its
-  exact-copy filter redrew.
+* `rare_copies`: sampled rows equal to a training row fewer than k (5) training rows share, which
+  the pipeline's copy filter (synth_pipeline.copies) redraws or removes before the gates, as here.
 
 Once per (table, seed) the real holdout itself is scored like a synthetic table (shape / trend
 error, C2ST against train): the sampling floor, what an independent real sample of the population
@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 
 from synth_pipeline import preprocess  # noqa: E402
 from synth_pipeline.config import RunConfig  # noqa: E402
+from synth_pipeline.copies import filter_rare_copies, generator_redraw  # noqa: E402
 from synth_pipeline.data import load_dataset  # noqa: E402
 from synth_pipeline.generators import available, make_generator  # noqa: E402
 
@@ -99,8 +100,12 @@ def run_one(table: str, lt, seed: int, gen_name: str, budget: str) -> dict:
             synth = gen.sample(len(train), seed=seed)
             row["sample_s"] = time.perf_counter() - t
         row["peak_mib"] = _maxrss_mib() - rss0
-        synth = synth.reset_index(drop=True)
         cfg = RunConfig(seed=seed)
+        synth, copies = filter_rare_copies(synth, train=train, schema=schema, k=cfg.small_cell_k,
+                                           redraw=generator_redraw(gen, schema.target), seed=seed)
+        row["rare_copies"] = copies.rare_copies
+        if not copies.passed:
+            row.setdefault("gate_reasons", {})["copy_filter"] = copies.reason()
         verdicts = {}
         for g in GATES:
             res = ev.run_gate(g, synth, train, holdout, schema, cfg)
@@ -114,13 +119,11 @@ def run_one(table: str, lt, seed: int, gen_name: str, budget: str) -> dict:
             if not res.passed:
                 row.setdefault("gate_reasons", {})[g] = res.reason
         row["gates"] = verdicts
-        row["publishes"] = all(verdicts.values())
+        row["publishes"] = all(verdicts.values()) and copies.passed
         fm = {m.name: m.value for m in fidelity_metrics(train, synth, schema, seed=seed)}
         row["shape_err"] = None if fm.get("column_shapes") is None else 1 - fm["column_shapes"]
         row["trend_err"] = None if fm.get("column_pair_trends") is None else 1 - fm["column_pair_trends"]
         row["c2st"] = fm.get("c2st")
-        if hasattr(gen, "rejected_copies"):
-            row["rejected_copies"] = int(gen.rejected_copies)
     except Exception as e:  # noqa: BLE001 - one failure must not stop the benchmark
         row["error"] = f"{type(e).__name__}: {e}"
         row["traceback"] = traceback.format_exc(limit=4)
@@ -247,10 +250,10 @@ def write_md(path: Path, rows, args, started, done: bool):
                   f"trend err {_fmt([r['trend_err'] for r in ref], 4)}, C2ST {_fmt([r['c2st'] for r in ref], 3)}; "
                   f"floor at n_train (an independent real sample of {ref[0]['n_train']} rows): shape err "
                   f"{_fmt([r['shape_floor'] for r in ref], 4)}, trend err {_fmt([r['trend_floor'] for r in ref], 4)}."]
-        copies = [r["rejected_copies"] for r in rows if r["table"] == t and r.get("rejected_copies") is not None]
+        copies = [(r["generator"], r["rare_copies"]) for r in rows if r["table"] == t and r.get("rare_copies")]
         if copies:
-            L += ["", f"Diffusion exact-copy filter: {sum(copies)} sampled row(s) equal to a training row redrawn "
-                  f"over {len(copies)} run(s) (per run: {', '.join(map(str, copies))})."]
+            L += ["", "Copy filter: sampled rows equal to a rare training row, redrawn or removed: "
+                  + ", ".join(f"{g} {c}" for g, c in copies) + "."]
         L.append("")
     L += ["## Diffusion targets check", ""] + targets(rows, tables) + [""]
     if getattr(args, "after", None):

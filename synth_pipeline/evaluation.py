@@ -32,7 +32,8 @@ def attack_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) ->
 def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), linkability, and
     (report only, no gate) anonymeter singling-out and attribute inference of the sensitive columns."""
-    return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), _link_metric(candidate, train, holdout, schema, cfg),
+    return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed, k=cfg.small_cell_k),
+            _link_metric(candidate, train, holdout, schema, cfg),
             *attack_metrics(candidate, train, holdout, schema, cfg)]
 
 
@@ -54,7 +55,7 @@ def fidelity(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[
 
 
 def _dcr(candidate, train, holdout, schema, cfg) -> GateResult:
-    return dcr_gate(dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed), cfg.thresholds)
+    return dcr_gate(dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed, k=cfg.small_cell_k), cfg.thresholds)
 
 
 def _linkability(candidate, train, holdout, schema, cfg) -> GateResult:

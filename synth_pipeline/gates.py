@@ -70,26 +70,31 @@ def verdict_sentence(gate: str, checks: Sequence[tuple[bool, str]]) -> tuple[boo
 
 
 def dcr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
-    """(a) memorisation ≤ t.memorisation_max, (b) DCR share ≤ t.dcr_share_max, (c) the synthetic
-    exact-copy rate ≤ the holdout's own exact-match rate in train."""
+    """(a) memorisation ≤ t.memorisation_max, (b) DCR share ≤ t.dcr_share_max, (c) exact copies
+    judged by what they reveal: no copy of a training combination fewer than k training rows share,
+    and copies of common ones not more frequent than the holdout's own matches (the lower end of the
+    95% Newcombe CI of the difference ≤ 0)."""
     gate = "dcr_gate"
     found = require_metrics(gate, metrics, ("memorisation_rate", "dcr_share", "exact_copies"))
     if isinstance(found, GateResult):
         return found
     mem, share, exact = (metric_value(found[n]) for n in ("memorisation_rate", "dcr_share", "exact_copies"))
-    holdout_rate = float(found["exact_copies"].detail.get("holdout_rate", 0.0))
-    ok = (mem <= t.memorisation_max, share <= t.dcr_share_max, exact <= holdout_rate)
+    d = found["exact_copies"].detail
+    holdout_rate, (diff_lo, diff_hi), rare, k = d["holdout_rate"], d["difference_ci"], d["synthetic_rare_count"], d["k"]
+    ok = (mem <= t.memorisation_max, share <= t.dcr_share_max, rare == 0 and diff_lo <= 0)
     judged = (
         with_verdict(found["memorisation_rate"], t.memorisation_max, ok[0]),
         with_verdict(found["dcr_share"], t.dcr_share_max, ok[1]),
         with_verdict(found["exact_copies"], holdout_rate, ok[2]),
     )
-    n_copies = found["exact_copies"].detail.get("synthetic_count")
+    common = (f"copies of common combinations {exact:.4f} ({d['synthetic_common_count']} rows) vs the holdout's "
+              f"{holdout_rate:.4f}, difference CI {diff_lo:+.4f} to {diff_hi:+.4f} "
+              f"{'includes or is below' if diff_lo <= 0 else 'is above'} 0")
+    copies = common if rare == 0 else f"{rare} rows copy a training row fewer than {k} patients share; {common}"
     passed, reason = verdict_sentence(gate, [
         (ok[0], f"memorisation rate {mem:.3f} {'≤' if ok[0] else '>'} {t.memorisation_max:.2f}"),
         (ok[1], f"DCR share {share:.3f} {'≤' if ok[1] else '>'} {t.dcr_share_max:.2f}"),
-        (ok[2], f"exact-copy rate {exact:.4f} ({n_copies} rows) {'≤' if ok[2] else '>'} "
-                f"the holdout's exact-match rate {holdout_rate:.4f}"),
+        (ok[2], copies),
     ])
     return GateResult(gate, passed, reason, judged)
 

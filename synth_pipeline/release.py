@@ -22,8 +22,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from synth_pipeline import __version__, ledger
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
@@ -279,12 +277,3 @@ def audit(release_dir: Path) -> AuditResult:
     if manifest.get("release_id") != d.name:
         problems.append(f"manifest release_id {manifest.get('release_id')!r} does not match folder {d.name!r}")
     return AuditResult(not problems, tuple(problems))
-
-
-def exact_row_matches(candidate: pd.DataFrame, reference: pd.DataFrame) -> int:
-    """How many candidate rows equal some reference row on every column (missing equals missing).
-    The last line of defence: no released row may be a real training row."""
-    cols = list(reference.columns)
-    ref = set(pd.util.hash_pandas_object(reference[cols], index=False).tolist())
-    cand = pd.util.hash_pandas_object(candidate[cols], index=False)
-    return int(cand.isin(ref).sum())

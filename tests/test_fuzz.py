@@ -3,7 +3,7 @@ header-only files, wrong delimiter or encoding, one-class or missing targets, al
 columns, mixed types, high-cardinality text, dates, duplicates, extreme values, tiny tables, direct
 identifiers, odd file names) as CSV or Parquet, and checks that the outcome is always one of
 
-  ok / published (audit passes, no real row released) · refused (nothing published) ·
+  ok / published (audit passes, no copy of a rare real row released) · refused (nothing published) ·
   bad_input (one line, nothing written)
 
 and never an obscure crash. Most examples take the fast path (load, model, validate, split); a few
@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from synth_pipeline.data import load_dataset
 from synth_pipeline.errors import BadInput
 from synth_pipeline.preprocess import model_table, split
-from synth_pipeline.release import audit, exact_row_matches, safe_name
+from synth_pipeline.copies import rare_copy_mask
+from synth_pipeline.release import audit, safe_name
 from synth_pipeline.validation import MIN_ROWS, require_valid, validate_table
 
 FAST_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
@@ -284,14 +285,14 @@ def check_release(case: Case, path: Path, folder: Path, out: Path, outcome) -> N
         loaded = load_dataset(str(path), target="y")
         real = model_table(loaded.raw, loaded.schema)
         synthetic = pd.read_parquet(rel / "synthetic.parquet")
-        assert exact_row_matches(synthetic, real) == 0
+        assert not rare_copy_mask(synthetic, train=real, columns=loaded.schema.names, k=5).any()
         assert not set(loaded.schema.identifiers) & set(synthetic.columns)
 
 
 def test_release_of_a_table_with_every_handled_defect_publishes(tmp_path: Path) -> None:
     """Identifiers, dates, all-missing, constant, boolean, duplicate rows, a non-ASCII header, a
     partly missing target: handled, and with permissive gates the release is published, passes
-    audit and holds no real row (the pipeline's own last check)."""
+    audit and holds no copy of a real row fewer than 5 patients share (the pipeline's own last check)."""
     from synth_pipeline.cli import run_release
     from synth_pipeline.config import RunConfig
 

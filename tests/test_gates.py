@@ -8,17 +8,22 @@ import pytest
 from synth_pipeline.config import Thresholds
 from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_gate
 from synth_pipeline.metrics.base import MetricResult, missing
+from synth_pipeline.metrics.distances import newcombe_difference
 
 T = Thresholds()
 
 
-def dcr(mem=0.05, share=0.5, copies=0, holdout_copies=0, n=1000, n_hold=500):
+def dcr(mem=0.05, share=0.5, copies=0, holdout_copies=0, rare=0, n=1000, n_hold=500):
+    """Hand-made DCR metrics; `copies` / `holdout_copies` copy common training combinations, `rare`
+    synthetic rows copy rare ones."""
+    diff_ci = list(newcombe_difference(copies, n, holdout_copies, n_hold))
     return [
         MetricResult("memorisation_rate", mem, ci=(mem - 0.01, mem + 0.01)),
         MetricResult("dcr_share", share, ci=(share - 0.03, share + 0.03)),
-        MetricResult("exact_copies", copies / n, detail={"synthetic_count": copies, "synthetic_rate": copies / n,
-                                                         "holdout_count": holdout_copies,
-                                                         "holdout_rate": holdout_copies / n_hold}),
+        MetricResult("exact_copies", copies / n, detail={
+            "k": 5, "synthetic_common_count": copies, "synthetic_rare_count": rare, "n_synthetic": n,
+            "holdout_common_count": holdout_copies, "holdout_rate": holdout_copies / n_hold, "n_holdout": n_hold,
+            "difference": copies / n - holdout_copies / n_hold, "difference_ci": diff_ci}),
         MetricResult("nndr", 0.8),
     ]
 
@@ -44,12 +49,34 @@ def test_dcr_gate_passes_at_the_thresholds_and_fills_them_in():
     ("kw", "text"),
     [({"mem": 0.11}, "memorisation rate 0.110 > 0.10"),
      ({"share": 0.61}, "DCR share 0.610 > 0.60"),
-     ({"copies": 1}, "exact-copy rate 0.0010 (1 rows) > the holdout's exact-match rate 0.0000")],
+     ({"copies": 30}, "copies of common combinations 0.0300 (30 rows) vs the holdout's 0.0000, difference CI "
+                      "+0.0183 to +0.0425 is above 0"),
+     ({"rare": 1}, "1 rows copy a training row fewer than 5 patients share; copies of common combinations 0.0000 "
+                   "(0 rows) vs the holdout's 0.0000, difference CI -0.0076 to +0.0038 includes or is below 0")],
 )
 def test_dcr_gate_refuses_on_each_condition_and_says_which(kw, text):
     g = dcr_gate(dcr(**kw), T)
     assert not g.passed
     assert g.reason.startswith(f"dcr_gate refused: {text}; holds:")
+
+
+def test_dcr_gate_judges_chance_copies_of_common_rows_with_an_interval():
+    """The issue's clinical table: 3 of 2,100 synthetic rows vs 1 of 900 holdout rows equal training
+    rows. "rate ≤ the holdout's" refused it (0.0014 > 0.0011); the Newcombe CI of the difference
+    spans 0, so it passes, while a generator copying common rows at twice the holdout's rate with
+    enough rows to show it is refused."""
+    chance = dcr_gate(dcr(copies=3, holdout_copies=1, n=2100, n_hold=900), T)
+    assert chance.passed, chance.reason
+    lo, hi = chance.metrics[2].detail["difference_ci"]
+    assert lo < 0 < hi
+    twice = dcr_gate(dcr(copies=400, holdout_copies=100, n=2000, n_hold=1000), T)
+    assert not twice.passed and "is above 0" in twice.reason
+
+
+def test_newcombe_difference_matches_the_published_example():
+    """Newcombe (1998), Table II, example (a): 56/70 vs 48/80 gives 0.0524 to 0.3339 (method 10)."""
+    lo, hi = newcombe_difference(56, 70, 48, 80)
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
 
 
 def test_linkability_gate_pass_refuse_and_not_enough_evidence():

@@ -2,12 +2,11 @@
 
 import json
 
-import pandas as pd
 import pytest
 
 from synth_pipeline.errors import BadInput
 from synth_pipeline.release import (
-    GATES, GateRecord, ReleaseExists, audit, exact_row_matches, gate_problems, publish, record_refusal, release_id_for,
+    GATES, GateRecord, ReleaseExists, audit, gate_problems, publish, record_refusal, release_id_for,
 )
 
 SHA, SETTINGS = "a" * 64, "b" * 64
@@ -92,9 +91,3 @@ def test_refusal_records_merge_entries_per_gate(tmp_path):
 
 def test_release_id_is_deterministic():
     assert release_id_for("20261125", "gaussian_copula", SHA) == release_id_for("20261125", "gaussian_copula", SHA)
-
-
-def test_exact_row_matches_counts_missing_as_equal():
-    ref = pd.DataFrame({"a": [1.0, None, 3.0], "b": ["x", "y", None]})
-    cand = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "b": ["x", "y", "z", None]})
-    assert exact_row_matches(cand, ref) == 2

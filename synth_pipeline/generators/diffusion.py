@@ -56,12 +56,10 @@ pipeline's split, holdout 0.3, seed 0; sampling seeds 0 and 1; gaussian_copula o
 It is closer to the training rows than the copula (higher memorisation rate and DCR share), the
 price of its much higher fidelity; on the small ACTG175 table the DCR share exceeds 0.53.
 
-Exact-copy filter (`reject_copies`, on by default): quantile decoding maps numerics onto training
-values, so a sampled row can equal a training row on every column. The fit stores one keyed 64-bit
-digest per training row (`row_digests`; never the rows) and `sample` replaces every such row by a
-new one of its class (see `_draw`). It removes exact copies only; near copies are what the DCR gate
-judges. The key is derived from the fit seed, not secret: the digests are a membership oracle for
-whoever holds the state, which stays internal like the weights.
+Copies of training rows: quantile decoding maps numerics onto training values, so on tables with
+few distinct values a sampled row can equal a training row. The model does not filter them itself;
+the pipeline's copy filter (synth_pipeline.copies) redraws or removes copies of rare training rows
+for every generator, and the DCR gate judges the rest.
 
 Small tables (GBSG2 480 rows, ACTG175 1497): their higher shape / trend errors are the sampling
 floor, not underfitting. The real holdout scored against train reaches shape / trend errors of
@@ -74,7 +72,6 @@ tables under 1000 rows (`default_dropout`).
 """
 
 import copy
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -87,15 +84,13 @@ from scipy import special
 from torch import nn
 from torch.nn import functional as F
 
-from synth_pipeline.errors import GeneratorError
 from synth_pipeline.generators.encoding import TableEncoder
 from synth_pipeline.nn.training import load_modules, save_modules, train, write_json
 from synth_pipeline.generators.base import BaseGenerator, register
-from synth_pipeline.schema import Schema, conform
+from synth_pipeline.schema import conform
 
 T_TRAIN = 1000
 SMALL_TABLE_ROWS, SMALL_TABLE_DROPOUT = 1000, 0.1
-MAX_REDRAWS = 8  # rounds; round r draws 2^r candidates per rejected row
 
 
 # ---- noise schedules -------------------------------------------------------------------------------
@@ -254,22 +249,6 @@ def default_dropout(n_rows: int) -> float:
     return SMALL_TABLE_DROPOUT if n_rows < SMALL_TABLE_ROWS else 0.0
 
 
-# ---- exact-copy filter -----------------------------------------------------------------------------
-def row_digests(table: pd.DataFrame, schema: Schema, key: bytes) -> list[str]:
-    """One keyed 64-bit BLAKE2b digest (hex) per row of the conformed `table` over every schema
-    column: two rows get the same digest when they are equal on every column (NaN equal to NaN,
-    numbers equal to 12 significant digits, so float noise of the quantile decoding does not hide a
-    copy). The key makes the digests useless outside the model that stores them; they still answer
-    "is this a training row?" for whoever holds the state, which is why the state stays internal."""
-    frame = conform(table, schema)
-    cols = [frame[c].to_numpy(dtype=object) for c in schema.names]
-    out = []
-    for row in zip(*cols):
-        text = "\x1f".join("\x00" if pd.isna(v) else (f"{v + 0.0:.12g}" if isinstance(v, float) else str(v)) for v in row)
-        out.append(hashlib.blake2b(text.encode(), digest_size=8, key=key).hexdigest())
-    return out
-
-
 # ---- the generator ---------------------------------------------------------------------------------
 def _tokens_layout(enc: TableEncoder) -> tuple[list[int], list[tuple[int, int]]]:
     """Positions of the numeric values ("linear" spans) and the (start, end) of every token block
@@ -285,17 +264,16 @@ class DiffusionGenerator(BaseGenerator):
     summary = "tabular diffusion (Gaussian DDPM + masked diffusion) with classifier-free guidance on the target (torch)"
     WEIGHTS_FILE = "denoiser.pt"
     CONFIG_FILE = "diffusion.json"
-    NOT_IN_CONFIG = ("sample_steps", "guidance_scale", "eta", "epochs", "checkpoint_dir", "reject_copies")
+    NOT_IN_CONFIG = ("sample_steps", "guidance_scale", "eta", "epochs", "checkpoint_dir")
 
     def __init__(self, epochs: int = 1000, batch_size: int = 256, lr: float = 2e-3, hidden: int = 128,
                  n_layers: int = 3, dropout: float | None = None, sample_steps: int = 100, guidance_scale: float = 1.0,
                  eta: float = 1.0, cond_dropout: float = 0.1, patience: int = 50, val_fraction: float = 0.1,
-                 ema_decay: float = 0.999, reject_copies: bool = True, checkpoint_dir: str | None = None) -> None:
+                 ema_decay: float = 0.999, checkpoint_dir: str | None = None) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, n_layers=n_layers,
                          dropout=dropout, sample_steps=sample_steps, guidance_scale=guidance_scale, eta=eta,
                          cond_dropout=cond_dropout, patience=patience, val_fraction=val_fraction,
-                         ema_decay=ema_decay, reject_copies=reject_copies, checkpoint_dir=checkpoint_dir)
-        self.rejected_copies = 0
+                         ema_decay=ema_decay, checkpoint_dir=checkpoint_dir)
 
     # -- layout ------------------------------------------------------------------------------------
     def _columns(self) -> list[str]:
@@ -337,8 +315,6 @@ class DiffusionGenerator(BaseGenerator):
         p = self.params
         self.encoder = TableEncoder(numeric="quantile", seed=seed).fit(table, self.schema, self._columns())
         self.dropout = default_dropout(len(table)) if p["dropout"] is None else float(p["dropout"])
-        self.digest_key = hashlib.blake2b(f"diffusion-copy-filter/{seed}".encode(), digest_size=16).hexdigest()
-        self.train_digests = row_digests(table, self.schema, bytes.fromhex(self.digest_key))
         x, tok = self._encode(table)
         labels = table[self.target] if self.classes else pd.Series([np.nan] * len(table), dtype=object)
         c = self._class_index(labels)
@@ -400,46 +376,14 @@ class DiffusionGenerator(BaseGenerator):
         return conform(out, self.schema)
 
     def _draw(self, k: int, seed: int, label: str | None) -> pd.DataFrame:
-        """k rows; with `reject_copies`, each row equal to a training row on every column is replaced
-        by a new row of its class. Quantile decoding maps values onto training values, so on tables
-        with few distinct values a whole row can come out as a training row. Round r draws 2^r
-        candidates per rejected row (a new seed each round) and keeps the first that is not a
-        training row; after MAX_REDRAWS rounds the table has no room for new rows: GeneratorError."""
-        labels = self._labels(k, seed, label)
-        out = self._generate(labels, seed)
-        self.rejected_copies = 0
-        if not self.params.get("reject_copies", True) or not self.train_digests:
-            return out
-        known, key = set(self.train_digests), bytes.fromhex(self.digest_key)
-
-        def is_copy(frame: pd.DataFrame) -> np.ndarray:
-            return np.array([d in known for d in row_digests(frame, self.schema, key)], dtype=bool)
-
-        copies = np.flatnonzero(is_copy(out))
-        self.rejected_copies = len(copies)
-        for attempt in range(1, MAX_REDRAWS + 1):
-            if len(copies) == 0:
-                return out
-            per_row = 2 ** attempt
-            redraw_seed = int(np.random.SeedSequence([seed, attempt]).generate_state(1)[0])
-            candidates = self._generate(np.repeat(labels[copies], per_row), redraw_seed)
-            fresh = ~is_copy(candidates).reshape(len(copies), per_row)
-            found = fresh.any(1)
-            pick = np.arange(len(copies)) * per_row + fresh.argmax(1)
-            out.iloc[copies[found]] = candidates.iloc[pick[found]].to_numpy(dtype=object)
-            out = conform(out, self.schema)
-            copies = copies[~found]
-        if len(copies):
-            raise GeneratorError(f"{self.name}: {len(copies)} rows still equal to training rows after "
-                                 f"{MAX_REDRAWS} redraw rounds: the table leaves no room for new rows")
-        return out
+        """k rows of class `label` (or of classes drawn by training frequency)."""
+        return self._generate(self._labels(k, seed, label), seed)
 
     # -- state -------------------------------------------------------------------------------------
     def _save_state(self, path: Path) -> list[str]:
         save_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model})
         write_json(path / self.CONFIG_FILE, {"encoder": self.encoder.to_json(), "class_freq": self.class_freq,
                                              "training": self.training, "t_train": T_TRAIN,
-                                             "digest_key": self.digest_key, "train_digests": self.train_digests,
                                              "dropout": self.dropout})
         return [self.WEIGHTS_FILE, self.CONFIG_FILE]
 
@@ -447,7 +391,6 @@ class DiffusionGenerator(BaseGenerator):
         cfg = json.loads((path / self.CONFIG_FILE).read_text())
         self.encoder = TableEncoder.from_json(cfg["encoder"])
         self.class_freq, self.training = cfg["class_freq"], cfg["training"]
-        self.digest_key, self.train_digests = cfg.get("digest_key", ""), cfg.get("train_digests", [])
         self.dropout = float(cfg.get("dropout", 0.0))  # inactive in eval mode; kept for the record
         self.model = self._build()
         load_modules(path / self.WEIGHTS_FILE, {"denoiser": self.model}, device="cpu")

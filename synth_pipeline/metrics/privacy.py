@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from synth_pipeline.config import Thresholds
+from synth_pipeline.copies import training_shares
 from synth_pipeline.metrics.base import MetricResult, missing
-from synth_pipeline.metrics.distances import dcr_histogram, dcr_quantiles, wilson_interval
+from synth_pipeline.metrics.distances import dcr_histogram, dcr_quantiles, newcombe_difference, wilson_interval
 from synth_pipeline.neighbors import nearest
 from synth_pipeline.schema import Schema
 
@@ -105,8 +106,37 @@ def _table_problem(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.Dat
     return None
 
 
+def exact_copies(
+    *, train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, k: int
+) -> MetricResult:
+    """Synthetic rows equal to a common training combination (one that k or more training rows
+    share), as a share, against the holdout's own share of such rows: a copy of a common combination
+    reveals nobody, so what is judged is whether the generator copies them more often than fresh
+    patients coincide with them (the difference and its Newcombe CI in the detail). Copies of rare
+    combinations (fewer than k) are counted apart: the pipeline's copy filter removes them, and
+    any left refuse the gate."""
+    cols = list(schema.names)
+    syn, hold = (training_shares(f, train=train, columns=cols) for f in (synthetic, holdout))
+    n_syn, n_hold = len(syn), len(hold)
+    common_syn, common_hold = int((syn >= k).sum()), int((hold >= k).sum())
+    rare_syn, rare_hold = int(((syn > 0) & (syn < k)).sum()), int(((hold > 0) & (hold < k)).sum())
+    lo, hi = newcombe_difference(common_syn, n_syn, common_hold, n_hold)
+    return MetricResult(
+        name="exact_copies",
+        value=common_syn / n_syn,
+        ci=wilson_interval(common_syn, n_syn),
+        compared="synthetic vs holdout rows equal to a training combination shared by >= k training rows",
+        detail={"k": k, "synthetic_common_count": common_syn, "synthetic_rare_count": rare_syn,
+                "n_synthetic": n_syn, "holdout_common_count": common_hold, "holdout_rare_count": rare_hold,
+                "n_holdout": n_hold, "holdout_rate": common_hold / n_hold,
+                "holdout_ci": list(wilson_interval(common_hold, n_hold)),
+                "difference": common_syn / n_syn - common_hold / n_hold, "difference_ci": [lo, hi],
+                "ci_rule": "Newcombe hybrid score (Wilson), 95%"},
+    )
+
+
 def dcr_metrics(
-    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int, k: int = 5
 ) -> list[MetricResult]:
     """memorisation_rate, dcr_share, exact_copies and nndr (DESIGN.md), in that order.
 
@@ -156,15 +186,7 @@ def dcr_metrics(
                 "holdout_size": n_hold, "seed": seed},
     )
 
-    syn_copies = int((d_syn[:, 0] == 0).sum())
-    hold_matches = int((d_hold[:, 0] == 0).sum())
-    exact = MetricResult(
-        name="exact_copies",
-        value=syn_copies / n_syn,
-        compared=DCR_COMPARED,
-        detail={"synthetic_count": syn_copies, "synthetic_rate": syn_copies / n_syn,
-                "holdout_count": hold_matches, "holdout_rate": hold_matches / n_hold},
-    )
+    exact = exact_copies(train=train, holdout=holdout, synthetic=synthetic, schema=schema, k=k)
 
     nndr = MetricResult(
         name="nndr",
