@@ -169,12 +169,12 @@ def test_schedules_launch_one_run_per_entry_and_nothing_for_a_bad_catalogue(tmp_
     monkeypatch.setenv("SYNTH_CATALOGUE", str(p))
     ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 2, tzinfo=timezone.utc))
     requests = nightly_release(ctx)
-    assert [r.tags["synth/dataset"] for r in requests] == ["a", "b"]
+    assert [r.tags["dataset"] for r in requests] == ["a", "b"]
     settings = requests[0].run_config["resources"]["settings"]["config"]
     assert RunConfig.from_dict(settings) == load_catalogue(p).entry("a").run_config()
     [own] = entry_schedules()
     assert own.name == "release_c" and own.cron_schedule == "30 3 * * 1"
-    assert [r.tags["synth/dataset"] for r in own.evaluate_tick(ctx).run_requests] == ["c"]
+    assert [r.tags["dataset"] for r in own.evaluate_tick(ctx).run_requests] == ["c"]
     _write(tmp_path, "datasets:\n  - {name: a, path: actg175, thresholds: {tstr_ratio_min: 2}}\n")
     skipped = nightly_release(ctx)
     assert isinstance(skipped, dg.SkipReason) and "entry 'a': thresholds.tstr_ratio_min" in skipped.skip_message
