@@ -39,3 +39,14 @@ def lineage(instance: dg.DagsterInstance, run_id: str, assets: Sequence[str], ob
             ev = events.get(dg.AssetKey(name))
             out[name] = {"run_id": ev.run_id, when: ev.timestamp} if ev else None
     return out
+
+
+def gate_results(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
+    """Every gate check this run evaluated so far, passing or not: check name -> its full result."""
+    out = {}
+    for e in run_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = e.dagster_event.event_specific_data
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and "result" in evaluation.metadata:
+            out[evaluation.check_name] = evaluation.metadata["result"].value
+    return out
+

@@ -177,22 +177,31 @@ def _remove_orphaned_temps(dataset_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any]) -> Path:
+def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any] | None, *,
+                   gates: Mapping[str, dict] | None = None, run: Mapping[str, Any] | None = None) -> Path | None:
     """Add one refusal entry (a failed gate, the generator, or the release step's own refusal) to
-    `<root>/<dataset>/refusals/<run_id>.json`, and re-render its readable `<run_id>.html`. Several gate checks of one run may refuse in
-    parallel processes, so entries are merged under a file lock and written atomically; each version
-    of the record is appended to the store's ledger."""
+    `<root>/<dataset>/refusals/<run_id>.json`, and re-render its readable `<run_id>.html`. `gates` adds
+    every gate result the run has so far (passing ones too) and `run` the run's config and seed, so the
+    record alone says what was tried and how each gate judged it; with `entry=None` they are added only
+    to a record that exists (a gate that passes after another refused). Several gate checks of one run
+    may refuse in parallel processes, so entries are merged under a file lock and written atomically;
+    each version of the record is appended to the store's ledger."""
     key = load_signing_key()
     folder = Path(root) / safe_name(dataset, "dataset") / "refusals"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_name(run_id, 'run id')}.json"
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if entry is None and not path.exists():
+            return None
         doc = json.loads(path.read_text()) if path.exists() else {
             "dataset": dataset, "run_id": run_id, "verdict": "refused", "published": False, "entries": []
         }
         doc["manifest_version"] = MANIFEST_VERSION
-        doc["entries"] = [e for e in doc["entries"] if e.get("gate") != entry.get("gate")] + [entry]
+        doc["gates"] = {**doc.get("gates", {}), **(gates or {})}
+        doc.update(run or {})
+        if entry is not None:
+            doc["entries"] = [e for e in doc["entries"] if e.get("gate") != entry.get("gate")] + [entry]
         doc["failing_gates"] = sorted({e["gate"] for e in doc["entries"] if not e.get("passed", False)})
         doc["updated_at"] = utc_now()
         from synth_pipeline.report import render_refusal  # matplotlib: only loaded when refusing
