@@ -20,6 +20,7 @@ from synth_pipeline.imaging.publish import candidate_sha256
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
 from synth_pipeline.release import ReleaseExists, gate_problems, publish, record_refusal, utc_now
+from synth_pipeline.release_contents import existing_release_problems
 
 GROUP = "mri"
 METRICS = dg.AssetKey("mri_image_metrics")
@@ -175,6 +176,9 @@ def mri_release(
         path = publish(release_store.path, dataset, release_id, files, manifest)
     except ReleaseExists:
         path = release_store.path / dataset / release_id
+        if mismatch := existing_release_problems(path, files, sha):
+            refuse(context, release_store, dataset, "release",
+                   f"release {release_id} already exists with other contents: {'; '.join(mismatch)}")
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(metadata={"verdict": "published", "release_id": release_id,
                                           "path": dg.MetadataValue.path(str(path)), "synthetic_sha256": sha,

@@ -6,13 +6,15 @@ import dagster as dg
 import pandas as pd
 
 from assets.gates import read_gate
+from assets.refusal import refuse
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
-    GATES, ReleaseExists, code_version, exact_row_matches, gate_problems, package_versions,
+    GATES, ReleaseExists, code_version, environment, exact_row_matches, gate_problems, package_versions,
     publish, record_refusal, release_id_for, utc_now,
 )
+from synth_pipeline.release_contents import existing_release_problems
 from synth_pipeline.plots import column_distributions, correlation_difference
 from synth_pipeline.report import render_report
 from synth_pipeline.schema import Schema
@@ -76,6 +78,7 @@ def release(
         "generator": cfg.generator,
         "code_version": code_version(),
         "packages": package_versions(),
+        "environment": environment(),
         "thresholds": cfg.to_dict()["thresholds"],
         "gates": [result for _, result in read.values()],
         "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
@@ -89,6 +92,9 @@ def release(
         path = publish(release_store.path, schema.dataset, release_id, files, manifest)
     except ReleaseExists:
         path = release_store.path / schema.dataset / release_id
+        if mismatch := existing_release_problems(path, files, sha):
+            refuse(context, release_store, schema.dataset, "release",
+                   f"release {release_id} already exists with other contents: {'; '.join(mismatch)}")
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(
         metadata={"verdict": "published", "release_id": release_id, "path": dg.MetadataValue.path(str(path)),
