@@ -212,8 +212,9 @@ def cmd_reproduce(args) -> int:
             def run(arm: str, cfg, out: Path, tags: dict[str, str]) -> Path | None:
                 runner = run_mri_release if arm == "mri" else run_release
                 outcome = runner(cfg, out, tags=tags, instance=instance)
-                progress(outcome.message)
-                return Path(outcome.path) if outcome.status == "published" else None
+                published = outcome.status == "published"
+                progress(f"re-run published {Path(outcome.path).name}" if published else outcome.message)
+                return Path(outcome.path) if published else None
 
             result = reproduce(Path(args.release_dir), Path(args.out) if args.out else scratch / "releases", run,
                                input_path=Path(args.input) if args.input else None, progress=progress)

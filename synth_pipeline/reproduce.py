@@ -158,7 +158,8 @@ def manifest_differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]
     cfg_then, cfg_now = ({k: v for k, v in m["config"].items() if k != "data"} for m in (then, now))
     diffs += [f"config {k}: {cfg_then.get(k)!r} then, {cfg_now.get(k)!r} now"
               for k in sorted(cfg_then.keys() | cfg_now.keys()) if cfg_then.get(k) != cfg_now.get(k)]
-    schema_then, schema_now = ({k: v for k, v in (m.get("schema") or {}).items() if k != "dataset"} for m in (then, now))
+    schema_then, schema_now = ({k: v for k, v in (m.get("schema") or {}).items() if k not in ("dataset", "source")}
+                               for m in (then, now))
     if schema_then != schema_now:
         diffs.append("schema: differs")
     before, after = _metric_values(then), _metric_values(now)

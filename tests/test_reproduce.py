@@ -155,3 +155,17 @@ def test_an_interrupted_reproduce_leaves_no_temp_folder(made, tmp_path):
     proc.stderr.read()
     assert proc.wait(timeout=120) != 0
     assert list(scratch.iterdir()) == []
+
+
+def test_the_input_location_is_no_difference_but_a_metric_is():
+    from synth_pipeline.reproduce import manifest_differences
+
+    def manifest(where: str, dcr: float) -> dict:
+        return {"release_id": "20261202-copula-abc", "input": {"path": f"{where}/t.csv", "sha256": "aa"},
+                "config": {"data": f"{where}/t.csv", "seed": 0},
+                "schema": {"dataset": "t", "source": f"{where}/t.csv", "columns": [{"name": "x"}]},
+                "gates": [{"gate": "dcr_gate", "passed": True, "metrics": [{"name": "dcr_share", "value": dcr}]}]}
+
+    assert manifest_differences(manifest("/a", 0.5), manifest("/b", 0.5 * (1 + 1e-12))) == []
+    (diff,) = manifest_differences(manifest("/a", 0.5), manifest("/b", 0.51))
+    assert diff.startswith("metric dcr_gate:dcr_share: (0.5,")
