@@ -205,12 +205,12 @@ def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str |
 
 
 NUMERIC_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
-               "ONEDNN_MAX_CPU_ISA", "CUBLAS_WORKSPACE_CONFIG")
+               "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "CUBLAS_WORKSPACE_CONFIG")
 
 
 def environment() -> dict[str, Any]:
     """What of the machine can change a release's bytes (see the README's reproducibility notes):
-    CPU model and count, torch's thread count and deterministic flag (when torch ran), BLAS settings."""
+    CPU model and instruction set, torch's threads and deterministic flag (when torch ran), BLAS settings."""
     import platform
     import sys
 
@@ -224,7 +224,8 @@ def environment() -> dict[str, Any]:
                            "python": platform.python_version(), **{v: os.environ.get(v) for v in NUMERIC_ENV}}
     torch = sys.modules.get("torch")
     if torch is not None:
-        env.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+        env.update(torch=torch.__version__, torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                   torch_threads=torch.get_num_threads(),
                    torch_deterministic=torch.are_deterministic_algorithms_enabled(),
                    cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     return env
