@@ -92,7 +92,7 @@ def plan(manifest: dict[str, Any], input_path: Path | None = None) -> Plan:
                 hint = "" if given else " (moved? pass --input with the folder the release was made from)"
                 raise BadInput(f"{'--input' if given else 'input'} {folder}: not a folder{hint}")
             for src in inp.get("sources", []):
-                diffs += _check_file(folder / src["file"], src.get("sha256"), given, "input")
+                diffs += _check_file(folder / src["file"], src.get("sha256"), given, "--input" if given else "input")
             cfg_dict["data"] = str(folder)
             if folder != Path(data).resolve():
                 notes.append(f"input read from {folder} (the release lists {data})")
@@ -106,7 +106,7 @@ def plan(manifest: dict[str, Any], input_path: Path | None = None) -> Plan:
         diffs += _check_file(bundled.path(), inp.get("sha256"), False, f"bundled table {data}:")
     else:
         path = Path(input_path or inp.get("path", data)).resolve()
-        diffs += _check_file(path, inp.get("sha256"), given, "input")
+        diffs += _check_file(path, inp.get("sha256"), given, "--input" if given else "input")
         cfg_dict["data"] = str(path)
         if str(path) != inp.get("path"):
             notes.append(f"input read from {path} (the release lists {inp.get('path')})")
