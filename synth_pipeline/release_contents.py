@@ -11,9 +11,9 @@ from pathlib import Path
 
 from synth_pipeline.hashing import file_sha256
 
-# They carry the creation time, the Dagster run id and paths, so they differ between identical runs;
-# their content is compared field by field where it matters (reproduce), not byte for byte.
-VARYING_FILES = ("manifest.json", "report.html")
+# They carry the creation time, the Dagster run id and paths (the signature signs the manifest), so they
+# differ between identical runs; their content is compared field by field (reproduce), not byte for byte.
+VARYING_FILES = ("manifest.json", "manifest.sig", "report.html")
 
 
 def content_differences(folder: Path, files: Mapping[str, bytes]) -> list[str]:

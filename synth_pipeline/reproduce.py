@@ -100,7 +100,13 @@ def plan(manifest: dict[str, Any], input_path: Path | None = None) -> Plan:
     from synth_pipeline.config import RunConfig
 
     bundled = BUNDLED.get(data.strip().lower())
-    if bundled is not None:
+    if "sql" in inp:  # a SQL source: the query is run again and the rows' hash compared
+        if given:
+            raise BadInput("--input: this release was read from a SQL query, which is run again")
+        from synth_pipeline.data.sql import sql_input_differences
+
+        diffs += sql_input_differences(inp)
+    elif bundled is not None:
         if given:
             raise BadInput(f"--input: this release was made from the bundled table '{data}', which is found by name")
         diffs += _check_file(bundled.path(), inp.get("sha256"), False, f"bundled table {data}:")
