@@ -22,6 +22,7 @@ from synth_pipeline.imaging.publish import candidate_sha256
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
 from synth_pipeline.release import ReleaseExists, gate_problems, publish
+from synth_pipeline.release_contents import existing_release_problems
 
 GROUP = "mri"
 METRICS = dg.AssetKey("mri_image_metrics")
@@ -177,6 +178,9 @@ def mri_release(
         path = publish(release_store.path, dataset, release_id, files, manifest)
     except ReleaseExists:
         path = release_store.path / dataset / release_id
+        if mismatch := existing_release_problems(path, files, sha):
+            refuse(context, release_store, dataset, "release",
+                   f"release {release_id} already exists with other contents: {'; '.join(mismatch)}")
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(metadata={
         "verdict": "published", "synthetic_sha256": sha, "slices": len(mri_synthetic_slices),

@@ -16,8 +16,9 @@ from synth_pipeline.copies import rare_copy_mask
 from synth_pipeline.drift import input_profile, since_previous
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
 from synth_pipeline.release import (
-    GATES, ReleaseExists, code_version, gate_problems, package_versions, publish, release_id_for, utc_now,
+    GATES, ReleaseExists, code_version, environment, gate_problems, package_versions, publish, release_id_for, utc_now,
 )
+from synth_pipeline.release_contents import existing_release_problems
 from synth_pipeline.plots import column_distributions, correlation_difference
 from synth_pipeline.report import render_report
 from synth_pipeline.schema import Schema
@@ -71,6 +72,7 @@ def release(
         "generator": cfg.generator,
         "code_version": code_version(),
         "packages": package_versions(),
+        "environment": environment(),
         "thresholds": cfg.to_dict()["thresholds"],
         "overrides": cfg.overrides(),
         "copy_filter": synthetic_candidate.attrs.get("copy_filter"),
@@ -92,6 +94,9 @@ def release(
         path = publish(release_store.path, schema.dataset, release_id, files, manifest)
     except ReleaseExists:
         path = release_store.path / schema.dataset / release_id
+        if mismatch := existing_release_problems(path, files, sha):
+            refuse(context, release_store, schema.dataset, "release",
+                   f"release {release_id} already exists with other contents: {'; '.join(mismatch)}")
         context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
     return dg.MaterializeResult(
         metadata={"verdict": "published", "synthetic_sha256": sha, "rows": len(synthetic_candidate),

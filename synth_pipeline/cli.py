@@ -310,21 +310,52 @@ def cmd_key(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    """Re-run into a fresh scratch folder on an ephemeral Dagster instance (the production lineage
+    under $DAGSTER_HOME is never written); the scratch folder goes whatever happens, Ctrl-C included."""
+    import shutil
+    import signal
+    import time
+
     from synth_pipeline.reproduce import reproduce
 
-    def run(cfg, out: Path, tags: dict[str, str]) -> Path | None:
-        outcome = run_release(cfg, out, tags=tags)
-        return Path(outcome.path) if outcome.status == "published" else None
+    start = time.perf_counter()
 
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="synth-reproduce-"))
-    result = reproduce(Path(args.release_dir), out, run)
+    def progress(message: str) -> None:
+        print(f"reproduce [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    scratch = Path(tempfile.mkdtemp(prefix="synth-reproduce-"))
+    saved = tempfile.tempdir, signal.signal(signal.SIGTERM, interrupted)
+    tempfile.tempdir = str(scratch)  # whatever the re-run leaves in temp folders goes with the scratch folder
+    try:
+        progress(f"reading {args.release_dir}")
+        import dagster as dg
+
+        with dg.DagsterInstance.ephemeral() as instance:
+            def run(arm: str, cfg, out: Path, tags: dict[str, str]) -> Path | None:
+                runner = run_mri_release if arm == "mri" else run_release
+                outcome = runner(cfg, out, tags=tags, instance=instance)
+                published = outcome.status == "published"
+                progress(f"re-run published {Path(outcome.path).name}" if published else outcome.message)
+                return Path(outcome.path) if published else None
+
+            result = reproduce(Path(args.release_dir), Path(args.out) if args.out else scratch / "releases", run,
+                               input_path=Path(args.input) if args.input else None, progress=progress)
+    finally:
+        tempfile.tempdir = saved[0]
+        signal.signal(signal.SIGTERM, saved[1])
+        shutil.rmtree(scratch, ignore_errors=True)
     for note in result.notes:
-        print(f"{args.release_dir}: note: {note} (result unchanged)", file=sys.stderr)
+        print(f"{args.release_dir}: note: {note}", file=sys.stderr)
+    progress("done")
     if result.identical:
-        print(f"{args.release_dir}: reproduced exactly (byte-identical synthetic.parquet, same metrics) in {result.new_release}")
+        print(f"{args.release_dir}: byte-identical (data files as on disk, same config and metrics)")
         return EXIT_OK
     for d in result.differences:
         print(f"{args.release_dir}: {d}", file=sys.stderr)
+    print(f"{args.release_dir}: not reproduced ({len(result.differences)} differences)")
     return EXIT_ERROR
 
 
@@ -473,10 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--public", action="store_true", help="print the public key as PEM (the default)")
     k.add_argument("--fingerprint", action="store_true", help="print the key's sha256 fingerprint instead")
 
-    rp = command("reproduce", "re-run a release from its manifest and compare with the files on disk", cmd_reproduce,
-                 epilog="exit codes: 0 byte-identical · 1 differs (says what) · 2 bad input")
-    rp.add_argument("release_dir", help="the release folder to reproduce")
-    rp.add_argument("--out", help="where the re-run publishes (default: a temporary folder, removed afterwards)")
+    rp = command("reproduce", "re-run a release (tabular or MRI) from its manifest on a temporary Dagster instance "
+                 "and compare the new data files' bytes with the files on disk", cmd_reproduce,
+                 epilog="exit codes: 0 byte-identical · 1 differs (each difference on stderr) · 2 bad input")
+    rp.add_argument("release_dir", help="a published release folder (<root>/<dataset>/<release_id>)")
+    rp.add_argument("--input", metavar="FILE", help="the input file (MRI: folder) if it moved since the release; "
+                    "its sha256 must match the manifest's (bundled data is found by name)")
+    rp.add_argument("--out", help="keep the re-run's release in this new or empty folder "
+                    "(default: a temporary folder, removed)")
 
     m = command("mri-release", "run the gated brain-MRI release (slices with positional conditioning)", cmd_mri_release)
     m.add_argument("--data", help="'default' (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes "

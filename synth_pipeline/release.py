@@ -232,6 +232,33 @@ def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str |
     return out
 
 
+NUMERIC_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+               "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "CUBLAS_WORKSPACE_CONFIG")
+
+
+def environment() -> dict[str, Any]:
+    """What of the machine can change a release's bytes (see the README's reproducibility notes):
+    CPU model and instruction set, torch's threads and deterministic flag (when torch ran), BLAS settings."""
+    import platform
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    env: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+                           "python": platform.python_version(), **{v: os.environ.get(v) for v in NUMERIC_ENV}}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        env.update(torch=torch.__version__, torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                   torch_threads=torch.get_num_threads(),
+                   torch_deterministic=torch.are_deterministic_algorithms_enabled(),
+                   cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+    return env
+
+
 def code_version() -> dict[str, Any]:
     """Package version plus the git commit the code ran from (and whether the tree was dirty)."""
     here = Path(__file__).resolve().parent.parent

@@ -105,7 +105,7 @@ def test_generators_lists_every_name(tmp_path):
     assert mri_names == {"dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "diffusion", "copy"}
 
 
-def test_reproduce_a_release_exactly_and_name_a_changed_input(tmp_path, flchain_csv):
+def test_reproduce_from_a_moved_input_compares_the_bytes_on_disk(tmp_path, flchain_csv):
     import shutil
 
     data = tmp_path / "flchain.csv"
@@ -114,15 +114,42 @@ def test_reproduce_a_release_exactly_and_name_a_changed_input(tmp_path, flchain_
     proc = run("release", "--data", str(data), "--target", "death", "--drop", "futime,chapter", "--out", str(out),
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    rel = proc.stdout.split("published ")[1].strip()
-    same = run("reproduce", rel, "--out", str(tmp_path / "again"), cwd=tmp_path)
+    rel = Path(proc.stdout.split("published ")[1].strip())
+    moved = tmp_path / "moved" / "flchain.csv"
+    moved.parent.mkdir()
+    shutil.move(data, moved)
+    gone = run("reproduce", str(rel), cwd=tmp_path)
+    assert gone.returncode == 2 and "--input" in gone.stderr.splitlines()[-1]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    same = run("reproduce", str(rel), "--input", str(moved), cwd=tmp_path, TMPDIR=str(scratch))
     assert same.returncode == 0, same.stderr
-    assert "reproduced exactly" in same.stdout
-    changed_input = pd.read_csv(data)
+    assert "byte-identical" in same.stdout
+    assert "reproduce [" in same.stderr and " s] " in same.stderr
+    assert list(scratch.iterdir()) == []
+    changed_input = pd.read_csv(moved)
     changed_input.loc[0, "age"] += 1  # one age changed in the input
     changed_input.to_csv(data, index=False)
-    changed = run("reproduce", rel, "--out", str(tmp_path / "third"), cwd=tmp_path)
+    wrong = run("reproduce", str(rel), "--input", str(data), cwd=tmp_path)
+    assert wrong.returncode == 2
+    (line,) = [x for x in wrong.stderr.splitlines() if not x.startswith("reproduce [")]
+    assert "--input" in line and "sha256" in line
+    changed = run("reproduce", str(rel), cwd=tmp_path)  # the changed file at the release's own path
     assert changed.returncode == 1 and "input" in changed.stderr and "sha256" in changed.stderr
+    own_root = run("reproduce", str(rel), "--input", str(moved), "--out", str(out), cwd=tmp_path)
+    assert own_root.returncode == 2 and "new or empty folder" in own_root.stderr
+    target = rel / "synthetic.parquet"
+    target.chmod(0o644)
+    flipped = bytearray(target.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF
+    target.write_bytes(bytes(flipped))
+    forged = run("reproduce", str(rel), "--input", str(moved), cwd=tmp_path)
+    assert forged.returncode == 1, forged.stderr
+    assert "synthetic.parquet: bytes on disk differ" in forged.stderr
+    again = run("release", "--data", str(moved), "--target", "death", "--drop", "futime,chapter", "--out", str(out),
+                cwd=tmp_path)
+    assert again.returncode == 3 and "published" not in again.stdout
+    assert "already exists with other contents" in again.stderr and "synthetic.parquet" in again.stderr
 
 
 def test_on_identifiers_refuse_exits_2_naming_the_column(tmp_path, flchain_csv):
