@@ -15,7 +15,7 @@ from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.evaluation import GATE_EVALUATORS, run_gate
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.release import GateRecord
+from synth_pipeline.kernel import GateRecord
 from synth_pipeline.schema import Schema
 
 CANDIDATE = dg.AssetKey("synthetic_candidate")

@@ -21,7 +21,7 @@ from synth_pipeline.imaging.models.base import load_image_generator, make_image_
 from synth_pipeline.imaging.publish import candidate_sha256
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
-from synth_pipeline.release import ReleaseExists, gate_problems, publish
+from synth_pipeline.kernel import ReleaseExists, gate_problems, publish
 from synth_pipeline.release_contents import existing_release_problems
 
 GROUP = "mri"

@@ -11,7 +11,7 @@ import dagster as dg
 from assets.run_log import gate_results
 from resources import ReleaseStore
 from synth_pipeline.errors import BadInput
-from synth_pipeline.release import record_refusal, utc_now
+from synth_pipeline.kernel import record_refusal, utc_now
 from synth_pipeline.remedies import remedy
 
 

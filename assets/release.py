@@ -15,7 +15,7 @@ from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.copies import rare_copy_mask
 from synth_pipeline.drift import input_profile, since_previous
 from synth_pipeline.hashing import frame_sha256, parquet_bytes
-from synth_pipeline.release import (
+from synth_pipeline.kernel import (
     GATES, ReleaseExists, code_version, environment, gate_problems, package_versions, publish, release_id_for, utc_now,
 )
 from synth_pipeline.release_contents import existing_release_problems

@@ -31,7 +31,7 @@ def one(model: str, budget: str, device: str, deterministic: bool) -> dict:
     from synth_pipeline.imaging.config import MriConfig
     from synth_pipeline.imaging.models.base import make_image_generator
     from synth_pipeline.imaging.publish import candidate_sha256
-    from synth_pipeline.release import environment
+    from synth_pipeline.kernel import environment
 
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)

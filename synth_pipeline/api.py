@@ -1,4 +1,4 @@
-"""The Python API for notebooks: `synth_pipeline.release` and `synth_pipeline.evaluate` on DataFrames.
+"""The Python API for notebooks: `synth_pipeline.kernel` and `synth_pipeline.evaluate` on DataFrames.
 
 `release` runs the very same Dagster asset graph and gate checks as `synth-pipeline release` (the
 CLI's `run_release`, in-process); `evaluate` computes the same gates and reports as
@@ -149,7 +149,7 @@ def release(
     on_identifiers. `instance` is a Dagster instance (default: $DAGSTER_HOME's, else ephemeral).
     Returns a ReleaseResult for a publication or a refusal; raises BadInput (one line) for input the
     caller must fix and RuntimeError for an unexpected pipeline failure."""
-    from synth_pipeline.release import safe_name
+    from synth_pipeline.kernel import safe_name
 
     df = _frame(df, "df")
     _target(target, df, "df")
@@ -199,7 +199,7 @@ def _refused_gates(instance, run_id: str, record: Path | None) -> "tuple[GateRes
     import json
 
     from assets.gates import read_gate
-    from synth_pipeline.release import GATES
+    from synth_pipeline.kernel import GATES
 
     found = {}
     for g in GATES:

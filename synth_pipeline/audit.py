@@ -20,7 +20,7 @@ from typing import Any
 
 from synth_pipeline import ledger
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.release import MANIFEST_VERSION, AuditResult, audit, release_id_for
+from synth_pipeline.kernel import MANIFEST_VERSION, AuditResult, audit, release_id_for
 from synth_pipeline.signing import SIGNATURE_FILE, PublicKey, embedded_public_key, local_public_keys, verifies
 
 ASSET_FOR_ARM = {"tabular": "release", "mri": "mri_release"}

@@ -122,7 +122,7 @@ class RunConfig(Settings):
     @classmethod
     def _safe_name(cls, v: str | None) -> str | None:
         if v is not None:
-            from synth_pipeline.release import safe_name
+            from synth_pipeline.kernel import safe_name
 
             safe_name(v, "name")
         return v

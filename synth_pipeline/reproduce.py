@@ -12,7 +12,7 @@ from typing import Any
 
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
-from synth_pipeline.release import code_version, environment, package_versions
+from synth_pipeline.kernel import code_version, environment, package_versions
 from synth_pipeline.release_contents import VARYING_FILES, content_differences
 
 # run(arm, config, release_root, tags) -> the folder the re-run published, or None (refused / failed)

@@ -29,7 +29,7 @@ from synth_pipeline.config import RunConfig
 from synth_pipeline.data import load_dataset
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256, frame_sha256, parquet_bytes
-from synth_pipeline.release import MANIFEST_VERSION, publish, record_refusal, release_id_for, utc_now
+from synth_pipeline.kernel import MANIFEST_VERSION, publish, record_refusal, release_id_for, utc_now
 from synth_pipeline.signing import (
     SigningKey, fingerprint, load_public_key, load_signing_key, public_pem, signature_document,
 )

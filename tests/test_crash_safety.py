@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from synth_pipeline.release import audit
+from synth_pipeline.kernel import audit
 
 KILL_MID_PUBLISH = r"""
 import os, sys, time
-import synth_pipeline.release as release
+import synth_pipeline.kernel as release
 root = sys.argv[1]
 real_rename = os.rename
 def slow_rename(src, dst):
@@ -38,7 +38,7 @@ def test_publisher_killed_mid_publish_leaves_no_release_and_the_next_publish_suc
     proc.wait(timeout=30)
     assert _releases(tmp_path) == []  # the temp folder is not a release
     assert list((tmp_path / "flchain").glob(".tmp-*"))
-    from synth_pipeline.release import publish
+    from synth_pipeline.kernel import publish
 
     path = publish(tmp_path, "flchain", "20261125-x-abc", {"synthetic.parquet": b"PAR1", "report.html": b"<p>"},
                    {"verdict": "published"})

@@ -25,7 +25,7 @@ from synth_pipeline.data import load_dataset
 from synth_pipeline.errors import BadInput
 from synth_pipeline.preprocess import model_table, split
 from synth_pipeline.copies import rare_copy_mask
-from synth_pipeline.release import audit, safe_name
+from synth_pipeline.kernel import audit, safe_name
 from synth_pipeline.validation import MIN_ROWS, require_valid, validate_table
 
 FAST_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))

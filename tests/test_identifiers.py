@@ -14,7 +14,7 @@ from synth_pipeline.config import RunConfig
 from synth_pipeline.data import BUNDLED, load_dataset, slugify
 from synth_pipeline.errors import BadInput
 from synth_pipeline.identifiers import detect_identifiers
-from synth_pipeline.release import audit, safe_name
+from synth_pipeline.kernel import audit, safe_name
 
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
          "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen",

@@ -13,7 +13,7 @@ import pytest
 from synth_pipeline.cli import main
 from synth_pipeline.imaging.cohort import write_pseudo_cohort
 from synth_pipeline.audit import audit_release
-from synth_pipeline.release import audit
+from synth_pipeline.kernel import audit
 
 
 @pytest.fixture(scope="module")

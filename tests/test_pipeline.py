@@ -18,7 +18,7 @@ from synth_pipeline.cli import run_release
 from synth_pipeline.config import RunConfig
 from synth_pipeline.definitions import ASSETS, GATE_CHECKS, defs
 from synth_pipeline.copies import rare_copy_mask
-from synth_pipeline.release import audit
+from synth_pipeline.kernel import audit
 
 FAST: dict = {}  # the product defaults (1000 linkability attacks)
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from synth_pipeline.errors import BadInput
-from synth_pipeline.release import (
+from synth_pipeline.kernel import (
     GATES, GateRecord, ReleaseExists, audit, gate_problems, publish, record_refusal, release_id_for,
 )
 

@@ -101,7 +101,7 @@ def release_contents(cfg: MriConfig, fake: SliceSet, volume: SliceSet, train: Sl
     """The files and the manifest of an image release. Only synthetic images are written."""
     from synth_pipeline.imaging import publish as pub
     from synth_pipeline.imaging.report import render_mri_report
-    from synth_pipeline.release import code_version, environment, package_versions, utc_now
+    from synth_pipeline.kernel import code_version, environment, package_versions, utc_now
 
     voxel_mm = tuple(train.meta["voxel_mm"])
     files = {pub.SLICES_FILE: pub.nifti_bytes(fake.images[:, 0], voxel_mm),
