@@ -9,11 +9,12 @@ skipped by Dagster once a blocking check fails, so the check is the last step th
 import dagster as dg
 import pandas as pd
 
-from assets.refusal import record
+from assets.refusal import note_passed, record
 from assets.run_log import run_events
 from resources import PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.evaluation import GATE_EVALUATORS, run_gate
+from synth_pipeline.gates import GateResult
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.kernel import GateRecord
 from synth_pipeline.schema import Schema
@@ -50,6 +51,30 @@ def read_gate(instance: dg.DagsterInstance, gate: str, run_id: str,
     )
 
 
+def gate_check_result(context: dg.AssetCheckExecutionContext, store: ReleaseStore, dataset: str, result: GateResult,
+                      *, candidate_sha256: str, settings_sha256: str, config: dict) -> dg.AssetCheckResult:
+    """Both arms' gate checks end here: the verdict with what it was computed on (the release kernel
+    reads these back for this run), and the run's refusal record when the gate refuses — or, when it
+    passes after another gate refused, its result joins that record."""
+    if result.passed:
+        note_passed(context, store, dataset, result.gate, result.to_dict())
+    else:
+        record(context, store, dataset, result.gate, result.reason, config=config, result=result.to_dict(),
+               candidate_sha256=candidate_sha256)
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=result.reason,
+        metadata={
+            "candidate_sha256": candidate_sha256,
+            "gate_settings_sha256": settings_sha256,
+            "reason": result.reason,
+            "result": dg.MetadataValue.json(result.to_dict()),
+            **{m.name: m.value for m in result.metrics if isinstance(m.value, (int, float))},
+        },
+    )
+
+
 def _gate_check(name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(name=name, asset=CANDIDATE, blocking=True, additional_ins=SPLITS, description=DESCRIPTIONS[name])
     def _check(
@@ -63,22 +88,9 @@ def _gate_check(name: str) -> dg.AssetChecksDefinition:
         cfg = settings.run_config()
         schema = Schema.from_dict(train_split.attrs["schema"])
         result = run_gate(name, synthetic_candidate, train_split, holdout_split, schema, cfg)
-        sha = frame_sha256(synthetic_candidate)
-        if not result.passed:
-            record(context, release_store, schema.dataset, name, result.reason,
-                   metrics=result.to_dict()["metrics"], candidate_sha256=sha, config=cfg.to_dict())
-        return dg.AssetCheckResult(
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=result.reason,
-            metadata={
-                "candidate_sha256": sha,
-                "gate_settings_sha256": gate_settings_sha256(cfg),
-                "reason": result.reason,
-                "result": dg.MetadataValue.json(result.to_dict()),
-                **{m.name: m.value for m in result.metrics if isinstance(m.value, (int, float))},
-            },
-        )
+        return gate_check_result(context, release_store, schema.dataset, result,
+                                 candidate_sha256=frame_sha256(synthetic_candidate),
+                                 settings_sha256=gate_settings_sha256(cfg), config=cfg.to_dict())
 
     return _check
 

@@ -3,14 +3,14 @@ mri_slices -> mri_train_slices, mri_holdout_slices -> mri_fitted_generator -> mr
 mri_synthetic_volume -> mri_image_metrics (+ blocking checks mri_memorisation_gate, mri_fidelity_gate) -> mri_release."""
 
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
 
 from assets.audit_view import release_metadata
-from assets.gates import read_gate
-from assets.refusal import final_on_bad_input, record, refuse
+from assets.gates import gate_check_result, read_gate
+from assets.refusal import final_on_bad_input, refuse
+from assets.release import release_day
 from assets.run_log import lineage
 from resources import ComputeDevice, MriSettings, ReleaseStore
 from synth_pipeline.errors import GeneratorError
@@ -21,8 +21,7 @@ from synth_pipeline.imaging.models.base import load_image_generator, make_image_
 from synth_pipeline.imaging.publish import candidate_sha256
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
-from synth_pipeline.kernel import ReleaseExists, gate_problems, publish
-from synth_pipeline.release_contents import existing_release_problems
+from synth_pipeline.kernel import release_candidate
 
 GROUP = "mri"
 METRICS = dg.AssetKey("mri_image_metrics")
@@ -74,7 +73,7 @@ def mri_fitted_generator(
     try:
         _, seconds = pipeline.timed(gen.fit, mri_train_slices, seed=cfg.seed)
     except GeneratorError as e:
-        refuse(context, release_store, mri_train_slices.meta["dataset"], "generator", str(e))
+        refuse(context, release_store, mri_train_slices.meta["dataset"], "generator", str(e), config=cfg.to_dict())
     out = Path(tempfile.mkdtemp(prefix="mri-generator-"))
     gen.save(out)
     context.add_output_metadata({"model": cfg.model, "budget": cfg.budget, "fit_seconds": round(seconds, 2)})
@@ -131,15 +130,9 @@ def _gate_check(name: str) -> dg.AssetChecksDefinition:
         cfg = mri_settings.mri_config()
         metrics = [MetricResult.from_dict(m) for m in mri_image_metrics["metrics"]]
         result = next(g for g in judge_all(metrics, cfg.thresholds) if g.gate == name)
-        sha = mri_image_metrics["candidate_sha256"]
-        if not result.passed:
-            record(context, release_store, mri_image_metrics["dataset"], name, result.reason,
-                   metrics=result.to_dict()["metrics"], candidate_sha256=sha, config=cfg.to_dict())
-        return dg.AssetCheckResult(
-            passed=result.passed, severity=dg.AssetCheckSeverity.ERROR, description=result.reason,
-            metadata={"candidate_sha256": sha, "gate_settings_sha256": mri_gate_settings_sha256(cfg),
-                      "reason": result.reason, "result": dg.MetadataValue.json(result.to_dict())},
-        )
+        return gate_check_result(context, release_store, mri_image_metrics["dataset"], result,
+                                 candidate_sha256=mri_image_metrics["candidate_sha256"],
+                                 settings_sha256=mri_gate_settings_sha256(cfg), config=cfg.to_dict())
 
     return _check
 
@@ -154,38 +147,35 @@ def mri_release(
     release_store: ReleaseStore,
 ) -> dg.MaterializeResult:
     """Publishes `<root>/<dataset>/<release_id>/` (NIfTI slices + positions, assembled volume, montage,
-    report, manifest) only if both gates passed for *this* candidate; otherwise a refusal record."""
+    report, manifest) through the release kernel only if both gates passed for *this* candidate in this
+    run and no synthetic slice equals a training slice; otherwise a final refusal."""
     cfg = mri_settings.mri_config()
     dataset = str(mri_train_slices.meta["dataset"])
+    run_id = context.run.run_id
     sha = candidate_sha256(mri_synthetic_slices)
-    read = {g: read_gate(context.instance, g, context.run.run_id, METRICS) for g in MRI_GATES}
-    problems = gate_problems({g: r for g, (r, _) in read.items()}, candidate_sha256=sha,
-                             thresholds_sha256=mri_gate_settings_sha256(cfg), gates=MRI_GATES)
+    read = {g: read_gate(context.instance, g, run_id, METRICS) for g in MRI_GATES}
     copies = pipeline.exact_slice_copies(mri_synthetic_slices, mri_train_slices)
-    if copies:
-        problems.append(f"release: {copies} synthetic slices equal a real training slice")
-    if problems:
-        refuse(context, release_store, dataset, "release", "; ".join(problems), candidate_sha256=sha)
-    day = context.run.tags.get("synth/date") or datetime.now(timezone.utc).strftime("%Y%m%d")
-    release_id = f"{day}-{cfg.model}-{sha[:12]}"
-    files, manifest = pipeline.release_contents(
-        cfg, mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices, mri_image_metrics,
-        gates=[result for _, result in read.values()], release_id=release_id,
-        dagster={"run_id": context.run.run_id, "job": context.run.job_name,
-                 "lineage": lineage(context.instance, context.run.run_id, MRI_UPSTREAM)},
+
+    def build(release_id: str, base: dict) -> tuple[dict[str, bytes], dict]:
+        return pipeline.release_contents(cfg, mri_synthetic_slices, mri_synthetic_volume, mri_train_slices,
+                                         mri_holdout_slices, mri_image_metrics, release_id=release_id, base=base)
+
+    decision = release_candidate(
+        root=release_store.path, arm="mri", dataset=dataset, model=cfg.model, day=release_day(context),
+        candidate_sha256=sha, settings_sha256=mri_gate_settings_sha256(cfg), gates=MRI_GATES,
+        records={g: r for g, (r, _) in read.items()}, results={g: res for g, (_, res) in read.items()},
+        last_line=[f"release: {copies} synthetic slices equal a real training slice"] if copies else [],
+        config=cfg.to_dict(), overrides=cfg.overrides(),
+        dagster={"run_id": run_id, "job": context.run.job_name,
+                 "lineage": lineage(context.instance, run_id, MRI_UPSTREAM)},
+        packages=pipeline.MRI_PACKAGES, build=build,
     )
-    try:
-        path = publish(release_store.path, dataset, release_id, files, manifest)
-    except ReleaseExists:
-        path = release_store.path / dataset / release_id
-        if mismatch := existing_release_problems(path, files, sha):
-            refuse(context, release_store, dataset, "release",
-                   f"release {release_id} already exists with other contents: {'; '.join(mismatch)}")
-        context.log.warning(f"release {release_id} already published (same day and candidate bytes); not rewritten")
+    if not decision.published:
+        refuse(context, release_store, dataset, "release", decision.reason, config=cfg.to_dict(), candidate_sha256=sha)
     return dg.MaterializeResult(metadata={
         "verdict": "published", "synthetic_sha256": sha, "slices": len(mri_synthetic_slices),
-        **release_metadata(dataset=dataset, input_sha256=manifest.get("input", {}).get("sha256"), release_id=release_id,
-                           path=path, gates=[result for _, result in read.values()], rows=len(mri_synthetic_slices)),
+        **release_metadata(dataset=dataset, input_sha256=None, release_id=decision.release_id, path=decision.path,
+                           gates=decision.manifest["gates"], rows=len(mri_synthetic_slices)),
     })
 
 

@@ -34,7 +34,7 @@ def fitted_generator(
     try:
         gen.fit(train_split, schema, target=schema.target, seed=cfg.seed)
     except GeneratorError as e:
-        refuse(context, release_store, schema.dataset, "generator", str(e))
+        refuse(context, release_store, schema.dataset, "generator", str(e), config=cfg.to_dict())
     out = Path(tempfile.mkdtemp(prefix="generator-"))
     gen.save(out)
     context.add_output_metadata(
@@ -67,9 +67,10 @@ def synthetic_candidate(
         candidate, copies = filter_rare_copies(candidate, train=train_split, schema=schema, k=cfg.small_cell_k,
                                                redraw=generator_redraw(gen, schema.target), seed=cfg.seed)
     except GeneratorError as e:
-        refuse(context, release_store, schema.dataset, "generator", str(e))
+        refuse(context, release_store, schema.dataset, "generator", str(e), config=cfg.to_dict())
     if not copies.passed:
-        refuse(context, release_store, schema.dataset, "copy_filter", copies.reason(), copy_filter=copies.to_dict())
+        refuse(context, release_store, schema.dataset, "copy_filter", copies.reason(), config=cfg.to_dict(),
+               copy_filter=copies.to_dict())
     candidate.attrs = {"schema": train_split.attrs["schema"], "copy_filter": copies.to_dict()}
     context.add_output_metadata(
         {"rows": len(candidate), "sha256": frame_sha256(candidate), "sample_seconds": round(sampled, 2),

@@ -1,4 +1,5 @@
-"""Gate decision, atomic append-only publish, refusal records, manifest and audit.
+"""The release kernel both arms call — judge the gate results, build the manifest, publish or refuse —
+plus the atomic append-only publish, refusal records and audit it rests on.
 
 A release folder is written under a temporary name in the same directory and renamed into place, so
 a reader (or a crash) sees either the whole release or nothing. Files are made read-only after
@@ -15,7 +16,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -153,6 +154,56 @@ def publish(
                   document=f"{dataset}/{release_id}/manifest.json",
                   document_sha256=hashlib.sha256(manifest_bytes).hexdigest(), at=utc_now(), key=key)
     return final
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the kernel did with one candidate: published (release id and folder) or refused (why)."""
+
+    published: bool
+    reason: str = ""
+    release_id: str | None = None
+    path: Path | None = None
+    manifest: Mapping[str, Any] | None = None
+
+
+Build = Callable[[str, dict[str, Any]], tuple[dict[str, bytes], dict[str, Any]]]
+
+
+def release_candidate(
+    *, root: Path, arm: str, dataset: str, model: str, day: str, candidate_sha256: str, settings_sha256: str,
+    gates: Sequence[str], records: Mapping[str, GateRecord | None], results: Mapping[str, dict],
+    last_line: Sequence[str], config: Mapping[str, Any], overrides: Sequence[Mapping[str, Any]],
+    dagster: Mapping[str, Any], packages: Sequence[str], build: Build,
+) -> Decision:
+    """Judge → manifest → publish, the same for both arms. Refuses unless every gate in `gates` passed
+    for *this* candidate under *these* settings in this run (`records`) and the arm's last-line check
+    found nothing (`last_line`: its problems). `build(release_id, manifest)` returns the arm's files and
+    the manifest fields only it knows (data description, plots, reports); the kernel writes the shared
+    ones. An existing folder with the same id counts as published only if it holds these very bytes."""
+    problems = [*gate_problems(records, candidate_sha256=candidate_sha256, thresholds_sha256=settings_sha256,
+                               gates=gates), *last_line]
+    if problems:
+        return Decision(False, "; ".join(problems))
+    release_id = release_id_for(day, model, candidate_sha256)
+    manifest: dict[str, Any] = {
+        "arm": arm, "verdict": "published", "dataset": dataset, "created_at": utc_now(),
+        "synthetic_sha256": candidate_sha256, "config": dict(config), "seed": config.get("seed"),
+        "thresholds": config.get("thresholds"), "overrides": list(overrides), "code_version": code_version(),
+        "packages": package_versions(packages), "environment": environment(),
+        "gates": [results.get(g, {}) for g in gates], "dagster": dict(dagster),
+    }
+    files, own = build(release_id, manifest)
+    manifest |= own
+    try:
+        path = publish(root, dataset, release_id, files, manifest)
+    except ReleaseExists:
+        from synth_pipeline.release_contents import existing_release_problems
+
+        path = Path(root) / dataset / release_id
+        if mismatch := existing_release_problems(path, files, candidate_sha256):
+            return Decision(False, f"release {release_id} already exists with other contents: {'; '.join(mismatch)}")
+    return Decision(True, release_id=release_id, path=path, manifest=manifest)
 
 
 def _pid_alive(pid: int) -> bool:

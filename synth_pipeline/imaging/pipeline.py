@@ -97,11 +97,11 @@ def exact_slice_copies(fake: SliceSet, reference: SliceSet) -> int:
 
 
 def release_contents(cfg: MriConfig, fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSet, report: dict,
-                     *, gates: list[dict], release_id: str, dagster: dict) -> tuple[dict[str, bytes], dict]:
-    """The files and the manifest of an image release. Only synthetic images are written."""
+                     *, release_id: str, base: dict[str, Any]) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The files of an image release and the manifest fields only this arm knows; `base` holds the
+    kernel's shared fields (synth_pipeline.kernel.release_candidate). Only synthetic images are written."""
     from synth_pipeline.imaging import publish as pub
     from synth_pipeline.imaging.report import render_mri_report
-    from synth_pipeline.kernel import code_version, environment, package_versions, utc_now
 
     voxel_mm = tuple(train.meta["voxel_mm"])
     files = {pub.SLICES_FILE: pub.nifti_bytes(fake.images[:, 0], voxel_mm),
@@ -109,22 +109,16 @@ def release_contents(cfg: MriConfig, fake: SliceSet, volume: SliceSet, train: Sl
              pub.MONTAGE_FILE: pub.montage_by_position(fake)}
     if volume.meta["position_conditioned"]:
         files[pub.VOLUME_FILE] = pub.nifti_bytes(volume.images[:, 0], voxel_mm)
-    manifest = {
-        "arm": "mri", "verdict": "published", "dataset": train.meta["dataset"], "created_at": utc_now(),
-        "n_slices": len(fake), "synthetic_sha256": report["candidate_sha256"],
+    own = {
+        "n_slices": len(fake), "model": cfg.model,
         "input": {"data": cfg.data, "sources": train.meta["sources"], "skipped": train.meta["skipped"],
                   "train_subjects": train.subjects(), "holdout_subjects": holdout.subjects(),
                   "train_slices": len(train), "holdout_slices": len(holdout)},
-        "config": cfg.to_dict(), "seed": cfg.seed, "model": cfg.model, "thresholds": cfg.to_dict()["thresholds"],
-        "overrides": cfg.overrides(), "code_version": code_version(), "packages": package_versions(MRI_PACKAGES),
-        "environment": environment(),
-        "gates": gates, "metrics": report["metrics"], "volume": report.get("volume"),
-        "timing": report.get("timing"), "dagster": dagster,
+        "metrics": report["metrics"], "volume": report.get("volume"), "timing": report.get("timing"),
     }
-    files["report.html"] = render_mri_report({**manifest, "release_id": release_id},
+    files["report.html"] = render_mri_report({**base, **own, "release_id": release_id},
                                              files[pub.MONTAGE_FILE]).encode()
-    return files, manifest
-
+    return files, own
 
 
 NOISE_SIGMA_PX = 1.5
