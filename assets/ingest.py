@@ -21,7 +21,7 @@ def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> 
     cfg = settings.run_config()
     loaded = load_dataset(
         cfg.data, target=cfg.target, drop=cfg.drop, id_columns=cfg.id_columns, column_kinds=cfg.column_kinds,
-        on_identifiers=cfg.on_identifiers,
+        on_identifiers=cfg.on_identifiers, sensitive=cfg.sensitive_columns,
     )
     raw = loaded.raw.copy()
     sha = file_sha256(loaded.source)

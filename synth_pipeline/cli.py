@@ -128,7 +128,7 @@ def cmd_release(args) -> int:
     cfg = load_config(args.config).with_overrides(
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
         drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
-        on_identifiers=args.on_identifiers,
+        on_identifiers=args.on_identifiers, sensitive_columns=_cols(args.sensitive_columns),
     )
     print(f"synth-pipeline: releasing {cfg.data} with {cfg.generator} (seed {cfg.seed}) into {args.out}", file=sys.stderr)
     outcome = run_release(cfg, Path(args.out), verbose=args.verbose)
@@ -152,7 +152,7 @@ def cmd_evaluate(args) -> int:
     from synth_pipeline.schema import conform
 
     cfg = load_config(args.config).with_overrides(seed=args.seed)
-    schema = load_dataset(args.train, target=args.target).schema
+    schema = load_dataset(args.train, target=args.target, sensitive=cfg.sensitive_columns).schema
     try:
         train, holdout, synthetic = (conform(_read_table(p), schema) for p in (args.train, args.holdout, args.synthetic))
     except KeyError as e:
@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--on-identifiers", choices=("drop", "refuse"),
                    help="direct identifiers found in a file: drop them (default, listed in the manifest) or refuse")
     r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
+    r.add_argument("--sensitive-columns", help="comma-separated columns an attacker must not infer (inference_gate; "
+                   "added to the target and the schema's sensitive columns)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     r.set_defaults(func=cmd_release)
 

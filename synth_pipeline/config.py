@@ -18,6 +18,7 @@ class Thresholds:
     dcr_share_max: float = 0.60
     linkability_ci_high_max: float = 0.09
     tstr_ratio_min: float = 0.90
+    inference_ci_low_max: float = 0.25  # inference_gate; benchmarks/PRIVACY_GATES.md says why
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,19 @@ class RunConfig:
     link_neighbors: int = 5
     thresholds: Thresholds = field(default_factory=Thresholds)
     on_identifiers: str = "drop"  # direct identifiers detected in file data: "drop" (noted) | "refuse"
+    sensitive_columns: tuple[str, ...] = ()  # attacked by inference_gate, besides the target and the schema's
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["drop"] = list(self.drop)
         d["id_columns"] = list(self.id_columns)
+        d["sensitive_columns"] = list(self.sensitive_columns)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         d = checked_fields(cls, d, Thresholds)
-        for k in ("drop", "id_columns"):
+        for k in ("drop", "id_columns", "sensitive_columns"):
             if k in d:
                 d[k] = tuple(d[k])
         cfg = cls(**d)
@@ -70,13 +73,15 @@ class RunConfig:
             raise BadInput(f"config: on_identifiers {self.on_identifiers!r} must be 'drop' or 'refuse'")
         if self.link_attacks < 10:
             raise BadInput(f"config: link_attacks must be >= 10, got {self.link_attacks}")
+        if not 0.0 <= self.thresholds.inference_ci_low_max <= 1.0:
+            raise BadInput(f"config: inference_ci_low_max {self.thresholds.inference_ci_low_max} must be in [0, 1]")
 
 
 def gate_settings_sha256(cfg: RunConfig) -> str:
-    """Digest of everything a gate verdict depends on besides the data: thresholds, attack count
-    and seed. A check result computed under other settings must not release this candidate."""
+    """Digest of everything a gate verdict depends on besides the data: thresholds, attack count,
+    seed and the declared sensitive columns. A check result computed under other settings must not release this candidate."""
     body = {"thresholds": asdict(cfg.thresholds), "link_attacks": cfg.link_attacks,
-            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed}
+            "link_neighbors": cfg.link_neighbors, "seed": cfg.seed, "sensitive_columns": list(cfg.sensitive_columns)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
