@@ -44,7 +44,9 @@ class PipelineSettings(dg.ConfigurableResource):
     dcr_share_max: float = Thresholds.dcr_share_max
     linkability_ci_high_max: float = Thresholds.linkability_ci_high_max
     tstr_ratio_min: float = Thresholds.tstr_ratio_min
+    inference_ci_low_max: float = Thresholds.inference_ci_low_max
     on_identifiers: str = "drop"
+    sensitive_columns: list[str] = []
 
     def run_config(self) -> RunConfig:
         return RunConfig.from_dict(_nested(self.model_dump(), Thresholds, "generator_params"))

@@ -136,3 +136,11 @@ def test_missing_values_do_not_crash(data):
     assert so.computed and math.isfinite(so.value), so.error
     inf = inference(tr, ho, sy, schema, n_attacks=50, seed=0, secrets=["death", "kappa", "creatinine", "sex"])
     assert all(m.computed and math.isfinite(m.value) for m in inf), [m.error for m in inf]
+
+
+def test_declared_sensitive_columns_extend_the_schema_and_are_attacked():
+    from synth_pipeline.data import load_dataset
+
+    schema = load_dataset("flchain", sensitive=("age", "mgus", "death")).schema
+    assert schema.sensitive == ("mgus", "creatinine", "age")  # declared first; the target is always attacked
+    assert default_secrets(schema) == ["death", "mgus", "creatinine", "age"]
