@@ -80,6 +80,9 @@ def test_linkability_equals_direct_anonymeter_call(data, cand):
                                      evaluated_with=ours.detail["n_neighbors_max"])
     assert ours.value == value and ours.ci == pytest.approx(ci, abs=0)
     assert ours.detail["aux_cols"] == [list(a) for a in aux]
+    # k read from the one 5-neighbour evaluation = anonymeter evaluated with k itself (k = 1: its default)
+    one, _ = A.direct_linkability(ori, s, control, aux, n_attacks=200, seed=0, n_neighbors=1)
+    assert ours.detail["per_neighbors"]["1"]["risk"] == one
     if cand == "copy":
         assert ours.value > 0.5  # a copy links most targets
 
