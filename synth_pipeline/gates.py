@@ -92,11 +92,14 @@ def _more_rows(needed: int | None, d: dict, what: str, knob: str = "link_attacks
     """The advice for a refusal for lack of evidence: the attacks (= holdout rows) that would do, and
     which setting gives them; or that the table is too small (never more rows than it has)."""
     n, hold, most = int(d.get("n_attacks", 0)), int(d.get("holdout_rows", 0)), int(d.get("max_attacks", 0))
+    rows = int(d.get("table_rows", 0))
     if needed is None:
-        return (f"the table is too small: even {most} attacks (half of its rows as holdout) would not {what}; "
-                f"{n} were used")
+        if most >= rows // 2:
+            return (f"the table is too small: even {most} attacks (half of its {rows} rows as holdout) would not "
+                    f"{what}; {n} were used")
+        return f"more rows would not help: even {most} attacks (the most the gate makes) would not {what}; {n} were used"
     how = (f"raise {knob} to {needed}" if needed <= hold else
-           f"a holdout of {needed} rows, holdout_fraction ≥ {needed / (2 * most):.2f}" if most else "a larger holdout")
+           f"a holdout of {needed} rows, holdout_fraction ≥ {needed / rows:.2f}" if rows else "a larger holdout")
     return f"about {needed} holdout rows (attacks) would {what} ({how}); {n} were used"
 
 

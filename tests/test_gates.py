@@ -29,12 +29,13 @@ def link(value, lo, hi, n=400):
     return MetricResult("linkability", value, ci=(lo, hi), detail={"n_attacks": n})
 
 
-def counted(name, n, success, control, holdout=None, max_attacks=500, **detail):
+def counted(name, n, success, control, holdout=None, max_attacks=500, table_rows=None, **detail):
     """A risk metric whose value and CI are anonymeter's for these counts (as the metrics compute them)."""
     value, lo, hi = risk_interval(n, success, control)
     return MetricResult(name, value, ci=(lo, hi), detail={
         "n_attacks": n, "n_success": success, "n_control_success": control, "control_rate": control / n,
-        "holdout_rows": n if holdout is None else holdout, "max_attacks": max_attacks, **detail})
+        "holdout_rows": n if holdout is None else holdout, "max_attacks": max_attacks,
+        "table_rows": 2 * max_attacks if table_rows is None else table_rows, **detail})
 
 
 def ratio(value, tstr=0.8, trtr=0.85):
@@ -74,7 +75,7 @@ def test_linkability_gate_pass_refuse_and_not_enough_evidence():
     needed = unsure.metrics[0].detail["rows_needed"]
     assert not unsure.passed and 100 < needed <= 1000
     assert "not enough evidence" in unsure.reason and f"about {needed} holdout rows" in unsure.reason
-    assert "holdout_fraction ≥" in unsure.reason
+    assert f"holdout_fraction ≥ {needed / 2000:.2f}" in unsure.reason
     # the advice is where anonymeter's interval would be with that many attacks at the same rates
     assert risk_interval(needed, round(needed * 0.06), round(needed * 0.02))[2] < 0.09
     # the gate's own threshold decides, not the one the metric was computed with
@@ -85,7 +86,7 @@ def test_linkability_gate_pass_refuse_and_not_enough_evidence():
 def test_linkability_advice_never_exceeds_the_table_and_names_the_setting():
     small = linkability_gate(counted("linkability", 100, 6, 2, max_attacks=120), T)
     assert not small.passed and small.metrics[0].detail["rows_needed"] is None
-    assert "the table is too small: even 120 attacks" in small.reason
+    assert "the table is too small: even 120 attacks (half of its 240 rows as holdout)" in small.reason
     capped = linkability_gate(counted("linkability", 100, 6, 2, holdout=2000, max_attacks=3000), T)
     assert f"raise link_attacks to {capped.metrics[0].detail['rows_needed']}" in capped.reason
 
@@ -113,6 +114,8 @@ def test_inference_gate_refuses_an_attack_too_weak_to_catch_a_copy():
     assert copy_lower(needed, round(needed * 0.95)) > 0.25  # the advice holds for the planned rates
     tiny = inference_gate([counted("inference[hemo]", 40, 38, 38, max_attacks=60)], T)
     assert "the table is too small" in tiny.reason and tiny.metrics[0].detail["rows_needed"] is None
+    capped = inference_gate([counted("inference[hemo]", 40, 39, 39, max_attacks=500, table_rows=5000)], T)
+    assert "more rows would not help: even 500 attacks" in capped.reason
 
 
 def test_inference_gate_refuses_without_evidence():

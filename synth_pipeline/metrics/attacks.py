@@ -285,6 +285,7 @@ def _inference_one(
             "aux_cols": list(aux_cols),
             "seed": seed,
             "holdout_rows": len(holdout),
+            "table_rows": len(train) + len(holdout),
             "max_attacks": min(n_attacks, (len(train) + len(holdout)) // 2),
         },
     )

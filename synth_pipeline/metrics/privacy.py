@@ -708,6 +708,7 @@ def linkability(
             "aux_cols": [list(a) for a in aux],
             "seed": seed,
             "holdout_rows": len(holdout),
+            "table_rows": len(train) + len(holdout),
             "max_attacks": max_attacks,
             "threshold_for_rows_needed": threshold,
             "rows_needed": attacks_to_bound(n, int(results.n_success), int(results.n_control), threshold, max_attacks)
