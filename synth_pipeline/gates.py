@@ -17,10 +17,12 @@ class GateResult:
     passed: bool
     reason: str
     metrics: tuple[MetricResult, ...]
+    rule: str = ""  # the rule and its threshold in words, for the manifest (evidence: each metric's detail)
 
     def to_dict(self) -> dict:
-        return {"gate": self.gate, "passed": self.passed, "reason": self.reason,
-                "metrics": [m.to_dict() for m in self.metrics]}
+        d = {"gate": self.gate, "passed": self.passed, "reason": self.reason,
+             "metrics": [m.to_dict() for m in self.metrics]}
+        return {**d, "rule": self.rule} if self.rule else d
 
 
 def _unusable(m: MetricResult | None, name: str) -> str | None:
@@ -116,11 +118,15 @@ def linkability_gate(m: MetricResult, t: Thresholds) -> GateResult:
         return GateResult(gate, False, f"{gate} refused: metric {m.name} has no confidence interval.", (m,))
     value, (lo, hi) = metric_value(m), m.ci
     k = m.detail.get("n_neighbors")
+    rule = (f"anonymeter linkability risk, upper end of its 95% CI < {limit:g}; the attacker looks at the most "
+            "neighbours (up to link_neighbors) with which a generator leaking nothing could pass")
     shown = f"linkability risk {value:.3f} (95% CI {lo:.3f}–{hi:.3f}" + (f", {k}-neighbour attacker)" if k else ")")
     if hi < limit:
-        return GateResult(gate, True, f"{gate} passed: {shown}, upper bound < {limit:.2f}.", (with_verdict(m, limit, True),))
+        return GateResult(gate, True, f"{gate} passed: {shown}, upper bound < {limit:.2f}.", (with_verdict(m, limit, True),),
+                          rule)
     if value >= limit:
-        return GateResult(gate, False, f"{gate} refused: {shown}, estimate ≥ {limit:.2f}.", (with_verdict(m, limit, False),))
+        return GateResult(gate, False, f"{gate} refused: {shown}, estimate ≥ {limit:.2f}.", (with_verdict(m, limit, False),),
+                          rule)
     d = m.detail
     n = int(d.get("n_attacks", 0))
     needed = attacks_to_bound(n, int(d.get("n_success", 0)), int(d.get("n_control_success", 0)), limit,
@@ -128,7 +134,7 @@ def linkability_gate(m: MetricResult, t: Thresholds) -> GateResult:
     judged = replace(with_verdict(m, limit, False), detail={**d, "rows_needed": needed, "threshold_for_rows_needed": limit})
     reason = (f"{gate} refused, not enough evidence: {shown}; the estimate is below {limit:.2f} but the upper "
               f"bound is not; " + _more_rows(needed, d, f"bring it below {limit:.2f} if the estimate holds") + ".")
-    return GateResult(gate, False, reason, (judged,))
+    return GateResult(gate, False, reason, (judged,), rule)
 
 
 def inference_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
@@ -176,7 +182,9 @@ def inference_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult
         checks.append((ok, text))
         judged.append(replace(with_verdict(m, limit, ok), detail={**d, **extra}))
     passed, reason = verdict_sentence(gate, checks)
-    return GateResult(gate, passed, reason, tuple(judged))
+    rule = (f"anonymeter attribute-inference risk of each attacked column, lower end of its 95% CI ≤ {limit:g}, "
+            f"with attacks enough that a copy's lower end would exceed {limit:g}")
+    return GateResult(gate, passed, reason, tuple(judged), rule)
 
 
 def tstr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:

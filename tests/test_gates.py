@@ -101,6 +101,8 @@ def test_inference_gate_passes_refuses_a_leak_and_names_the_column():
     assert not g.passed and g.reason.startswith("inference_gate refused: creatinine risk 0.7")
     assert "lower bound > 0.25" in g.reason and "holds: death" in g.reason
     assert g.metrics[2].passed is False and g.metrics[2].detail["copy_lower_bound"] > 0.9
+    record = g.to_dict()
+    assert "lower end of its 95% CI ≤ 0.25" in record["rule"] and record["metrics"][2]["threshold"] == 0.25
 
 
 def test_inference_gate_refuses_an_attack_too_weak_to_catch_a_copy():
