@@ -16,18 +16,18 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
+from agreement import candidate  # noqa: E402  (benchmarks/agreement.py: same split and candidates)
+from agreement import load as load_bundled  # noqa: E402
 from synth_pipeline import preprocess  # noqa: E402
-from synth_pipeline.data import load_dataset  # noqa: E402
 from synth_pipeline.schema import ColumnSpec, Schema, conform  # noqa: E402
 
 TABLES = ("flchain", "actg175", "gbsg2", "breast_cancer")
@@ -50,23 +50,11 @@ def breast_cancer() -> tuple[pd.DataFrame, Schema]:
 
 def load(name: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
     """The pipeline's train / holdout split of one table (seeded, stratified, 70/30)."""
-    if name == "breast_cancer":
-        table, schema = breast_cancer()
-    else:
-        lt = load_dataset(name)
-        table, schema = preprocess.model_table(lt.raw, lt.schema), lt.schema
+    if name != "breast_cancer":
+        return load_bundled(name, seed)
+    table, schema = breast_cancer()
     s = preprocess.split(table, schema, holdout_fraction=0.3, seed=seed)
     return s.train, s.holdout, schema
-
-
-def candidate(generator: str, train: pd.DataFrame, schema: Schema, seed: int = 0) -> pd.DataFrame:
-    from synth_pipeline.generators import make_generator
-
-    gen = make_generator(generator)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gen.fit(train, schema, target=schema.target, seed=seed)
-        return gen.sample(len(train), seed=seed).reset_index(drop=True)
 
 
 def _row(m) -> dict:
