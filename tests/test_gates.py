@@ -163,3 +163,15 @@ def test_gate_result_serialises():
     d = json.loads(json.dumps(g.to_dict()))
     assert d["gate"] == "dcr_gate" and d["passed"] is True and len(d["metrics"]) == 3
     assert d["metrics"][0]["threshold"] == 0.10
+
+
+def test_sensitive_columns_and_the_inference_threshold_in_the_config():
+    from synth_pipeline.config import RunConfig, gate_settings_sha256
+    from synth_pipeline.errors import BadInput
+
+    cfg = RunConfig.from_dict({"sensitive_columns": ["age"], "thresholds": {"inference_ci_low_max": 0.2}})
+    assert cfg.sensitive_columns == ("age",) and cfg.to_dict()["sensitive_columns"] == ["age"]
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert gate_settings_sha256(cfg) != gate_settings_sha256(replace(cfg, sensitive_columns=()))
+    with pytest.raises(BadInput, match="inference_ci_low_max 1.5 must be in"):
+        RunConfig.from_dict({"thresholds": {"inference_ci_low_max": 1.5}})
