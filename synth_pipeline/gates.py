@@ -169,7 +169,7 @@ def inference_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult
         extra: dict = {"copy_lower_bound": strength}
         if lo > limit:
             ok, text = False, f"{shown}, lower bound > {limit:.2f}"
-        elif strength <= limit:
+        elif strength <= limit < 1.0:  # a threshold of 1 switches the gate off: nothing can exceed it
             most = int(d.get("max_attacks", 0))
             needed = attacks_to_detect_copy(n, n_control, limit, most) if n else None
             extra["rows_needed"] = needed

@@ -118,6 +118,7 @@ def test_inference_gate_refuses_an_attack_too_weak_to_catch_a_copy():
     assert "the table is too small" in tiny.reason and tiny.metrics[0].detail["rows_needed"] is None
     capped = inference_gate([counted("inference[hemo]", 40, 39, 39, max_attacks=500, table_rows=5000)], T)
     assert "more rows would not help: even 500 attacks" in capped.reason
+    assert inference_gate([weak], replace(T, inference_ci_low_max=1.0)).passed  # 1 switches the gate off
 
 
 def test_inference_gate_refuses_without_evidence():
