@@ -1,4 +1,4 @@
-"""The three release gates as blocking ERROR checks on synthetic_candidate.
+"""The release gates as blocking ERROR checks on synthetic_candidate.
 
 Each check records the candidate's sha256 and the gate settings' digest in its metadata, so the
 release step can prove the verdict it reads belongs to the candidate it is about to publish. A
@@ -25,6 +25,8 @@ DESCRIPTIONS = {
     "dcr_gate": "Memorisation rate, DCR share and exact copies (synthetic->train vs holdout->train) within thresholds.",
     "linkability_gate": "anonymeter linkability risk: upper end of the 95% CI below the threshold.",
     "tstr_gate": "Best TSTR AUROC on the real holdout >= ratio x best TRTR AUROC.",
+    "inference_gate": "anonymeter attribute inference of the target and each sensitive column: lower end of each "
+                      "risk's 95% CI within the threshold, with attacks enough to catch a copy.",
 }
 
 

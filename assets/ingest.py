@@ -27,7 +27,7 @@ def raw_table(context: dg.AssetExecutionContext, settings: PipelineSettings) -> 
     loaded = load_dataset(
         cfg.data, target=cfg.target, drop=cfg.drop, id_columns=cfg.id_columns, column_kinds=cfg.column_kinds,
         on_identifiers=cfg.on_identifiers, name=cfg.name, sql=cfg.sql, connection=cfg.connection,
-        small_cell_k=cfg.small_cell_k, on_rare_categories=cfg.on_rare_categories,
+        small_cell_k=cfg.small_cell_k, on_rare_categories=cfg.on_rare_categories, sensitive=cfg.sensitive_columns,
     )
     raw = loaded.raw.copy()
     inp = loaded.input_record()

@@ -326,16 +326,18 @@ def link_neighbors(ours=None) -> int:
 
 
 def direct_linkability(ori, syn, control, aux, n_attacks: int, seed: int,
-                       n_neighbors: int = 1) -> tuple[float, tuple[float, float]]:
+                       n_neighbors: int = 1, evaluated_with: int | None = None) -> tuple[float, tuple[float, float]]:
+    """anonymeter's risk for an `n_neighbors` attacker; `evaluated_with`: the neighbours the one
+    evaluation searched (our linkability() evaluates 5 and reads the chosen k from it)."""
     from anonymeter.evaluators import LinkabilityEvaluator
 
     ev = LinkabilityEvaluator(ori=ori, syn=syn, aux_cols=aux, n_attacks=n_attacks, control=control,
-                              n_neighbors=n_neighbors)
+                              n_neighbors=evaluated_with or n_neighbors)
     np.random.seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ev.evaluate(n_jobs=-1)
-        risk = ev.results().risk()
+        risk = ev.results(n_neighbors=n_neighbors).risk()
     return float(risk.value), (float(risk.ci[0]), float(risk.ci[1]))
 
 
@@ -347,9 +349,16 @@ def linkability_rows(ds, cand, train, holdout, syn, schema, seed: int, n_attacks
     (ori, s, control), aux = anonymeter_inputs(train, holdout, syn, schema)
     k = link_neighbors(ours)
     peer, peer_ci = direct_linkability(ori, s, control, aux, n, seed, k)
-    rows = [Row(ds, cand, f"linkability risk vs LinkabilityEvaluator(ori=train, syn, control=holdout), {n} attacks, "
-                f"n_neighbors={k}, np.random.seed(seed)", ours.value, peer, TOL_LINK,
+    rows = [Row(ds, cand, f"linkability risk (the gate's chosen {k}-neighbour attacker) vs LinkabilityEvaluator(ori=train, "
+                f"syn, control=holdout, n_neighbors={k}), {n} attacks, np.random.seed(seed)", ours.value, peer, TOL_LINK,
                 f"same frames, aux split and seed; CI ours {ours.ci[0]:.3f}-{ours.ci[1]:.3f}, peer {peer_ci[0]:.3f}-{peer_ci[1]:.3f}")]
+    for j in (1, ours.detail.get("n_neighbors_max", k)):
+        mine = ours.detail.get("per_neighbors", {}).get(str(j))
+        if mine:
+            v, _ = direct_linkability(ori, s, control, aux, n, seed, j)
+            rows.append(Row(ds, cand, f"linkability risk, {j}-neighbour attacker (read from our one 5-neighbour evaluation) "
+                            f"vs LinkabilityEvaluator(n_neighbors={j}) evaluated on its own", mine["risk"], v, TOL_LINK,
+                            "same targets (same seed); the j nearest of 5 are the j nearest"))
     raw_aux = split_aux_columns(train, schema)
     nan_cols = [c for c in schema.features if train[c].isna().any() or holdout[c].isna().any() or syn[c].isna().any()]
     try:
@@ -424,6 +433,7 @@ def attack_rows(ds, cand, train, holdout, syn, schema, seed: int) -> list[Row]:
                                                  regression=regression, n_attacks=n), seed, n_jobs=-1)
     rows.append(Row(ds, cand, f"inference[{secret}] risk vs InferenceEvaluator, same prepared frames, {n} attacks, seed",
                     ours_inf.value, direct, TOL_LINK, "same inputs and seeds"))
+    rows += inference_gate_rows(ds, cand, train, holdout, syn, schema, seed)
     nan_cols = [c for c in aux if train[c].isna().any() or holdout[c].isna().any() or syn[c].isna().any()]
     try:
         raw = _anonymeter_risk(InferenceEvaluator(ori=train[cols].reset_index(drop=True), syn=synt,
@@ -435,6 +445,32 @@ def attack_rows(ds, cand, train, holdout, syn, schema, seed: int) -> list[Row]:
         raw, why = None, f"anonymeter fails on the raw tables: {type(e).__name__}: {str(e)[:80]}"
     rows.append(Row(ds, cand, f"inference[{secret}] risk vs InferenceEvaluator on the raw (unprepared) tables",
                     ours_inf.value, raw, None if nan_cols or raw is None else TOL_LINK, why))
+    return rows
+
+
+def inference_gate_rows(ds, cand, train, holdout, syn, schema, seed: int) -> list[Row]:
+    """What inference_gate judges (the lower end of each attacked column's risk CI) vs the lower end
+    of InferenceEvaluator.risk() called directly on the same prepared frames, one row per column."""
+    from anonymeter.evaluators import InferenceEvaluator
+
+    from synth_pipeline.config import Thresholds
+    from synth_pipeline.gates import inference_gate
+    from synth_pipeline.metrics import attacks
+    from synth_pipeline.metrics.privacy import _for_anonymeter
+
+    gate = inference_gate(attacks.inference(train, holdout, syn, schema, seed=seed), Thresholds())
+    rows = []
+    for m in gate.metrics:
+        secret = m.detail["secret"]
+        aux = [c for c in schema.names if c != secret]
+        frames, (aux_cols, _) = _for_anonymeter((train, syn, holdout), schema, (aux, []))
+        o, s_, c_ = (f.assign(**{secret: src[secret].to_numpy()}) for f, src in zip(frames, (train, syn, holdout)))
+        ev = InferenceEvaluator(ori=o, syn=s_, control=c_, aux_cols=aux_cols, secret=secret,
+                                regression=m.detail["regression"], n_attacks=m.detail["n_attacks"])
+        _anonymeter_risk(ev, seed, n_jobs=-1)
+        rows.append(Row(ds, cand, f"inference_gate: lower end of inference[{secret}]'s 95% CI (threshold "
+                        f"{m.threshold:g}, {'pass' if m.passed else 'refuse'}) vs InferenceEvaluator.risk().ci[0]",
+                        m.ci[0], float(ev.risk().ci[0]), TOL_LINK, "same prepared frames, attacks and seeds"))
     return rows
 
 

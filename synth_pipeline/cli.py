@@ -206,6 +206,7 @@ def cmd_release(args) -> int:
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
         drop=_cols(args.drop), id_columns=_cols(args.id_columns), conditions=_conditions(args.conditions),
         on_identifiers=args.on_identifiers, on_rare_categories=args.on_rare_categories, small_cell_k=args.small_cell_k,
+        sensitive_columns=_cols(args.sensitive_columns),
     )
     _check_name(GENERATORS, "generator", cfg.generator, "--generator")
     out = _out_dir(args.out)
@@ -225,7 +226,7 @@ def cmd_evaluate(args) -> int:
     from synth_pipeline.schema import conform
 
     cfg = load_config(args.config).with_overrides(seed=args.seed)
-    schema = load_dataset(args.train, target=args.target).schema
+    schema = load_dataset(args.train, target=args.target, sensitive=cfg.sensitive_columns).schema
     try:
         train, holdout, synthetic = (conform(read_table(Path(p)), schema) for p in (args.train, args.holdout, args.synthetic))
     except KeyError as e:
@@ -477,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--small-cell-k", type=int, help="the small-cell threshold k (default 5, at least 2; below 5 is "
                                                     "recorded as a deliberate override)")
     r.add_argument("--conditions", help="TARGET=VALUE: sample only that class (generators that support it)")
+    r.add_argument("--sensitive-columns", help="comma-separated columns an attacker must not infer (inference_gate; "
+                   "added to the target and the schema's sensitive columns)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     r.add_argument("--keep-intermediates", action="store_true",
                    help="keep this run's intermediates (real rows) in $SYNTH_WORK_DIR/<run_id> after it ends")

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from synth_pipeline.config import RunConfig
-from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_gate
+from synth_pipeline.gates import GateResult, dcr_gate, inference_gate, linkability_gate, tstr_gate
 from synth_pipeline.metrics.attacks import inference, singling_out
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.fidelity import fidelity_metrics
@@ -24,14 +24,15 @@ def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> M
 
 
 def attack_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
-    """Report only (no gate): anonymeter singling-out and attribute inference of the sensitive columns."""
+    """anonymeter singling-out (report only) and attribute inference of the target and the sensitive
+    columns (what inference_gate judges)."""
     return [singling_out(train, holdout, candidate, schema, seed=cfg.seed),
             *inference(train, holdout, candidate, schema, seed=cfg.seed)]
 
 
 def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
-    """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), linkability, and
-    (report only, no gate) anonymeter singling-out and attribute inference of the sensitive columns."""
+    """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), linkability,
+    anonymeter singling-out (report only) and attribute inference of the target and sensitive columns."""
     return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed, k=cfg.small_cell_k),
             _link_metric(candidate, train, holdout, schema, cfg),
             *attack_metrics(candidate, train, holdout, schema, cfg)]
@@ -66,7 +67,12 @@ def _tstr(candidate, train, holdout, schema, cfg) -> GateResult:
     return tstr_gate(tstr(train, holdout, candidate, schema, seed=cfg.seed), cfg.thresholds)
 
 
-GATE_EVALUATORS: dict[str, GateEvaluator] = {"dcr_gate": _dcr, "linkability_gate": _linkability, "tstr_gate": _tstr}
+def _inference(candidate, train, holdout, schema, cfg) -> GateResult:
+    return inference_gate(inference(train, holdout, candidate, schema, seed=cfg.seed), cfg.thresholds)
+
+
+GATE_EVALUATORS: dict[str, GateEvaluator] = {"dcr_gate": _dcr, "linkability_gate": _linkability, "tstr_gate": _tstr,
+                                             "inference_gate": _inference}
 
 
 def run_gate(name: str, candidate, train, holdout, schema: Schema, cfg: RunConfig) -> GateResult:

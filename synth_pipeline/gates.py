@@ -1,4 +1,4 @@
-"""The three release gates (DESIGN.md, Gate): each reads computed metrics, fills in their threshold
+"""The release gates (DESIGN.md, Gate): each reads computed metrics, fills in their threshold
 and verdict, and says in one sentence why it passed or refused. A metric that is absent or could not
 be computed refuses its gate: no evidence is never read as good evidence."""
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from synth_pipeline.config import Thresholds
 from synth_pipeline.metrics.base import MetricResult
-from synth_pipeline.metrics.privacy import rows_needed
+from synth_pipeline.metrics.evidence import attacks_to_bound, attacks_to_detect_copy, copy_lower
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,12 @@ class GateResult:
     passed: bool
     reason: str
     metrics: tuple[MetricResult, ...]
+    rule: str = ""  # the rule and its threshold in words, for the manifest (evidence: each metric's detail)
 
     def to_dict(self) -> dict:
-        return {"gate": self.gate, "passed": self.passed, "reason": self.reason,
-                "metrics": [m.to_dict() for m in self.metrics]}
+        d = {"gate": self.gate, "passed": self.passed, "reason": self.reason,
+             "metrics": [m.to_dict() for m in self.metrics]}
+        return {**d, "rule": self.rule} if self.rule else d
 
     @classmethod
     def from_dict(cls, d: dict) -> "GateResult":
@@ -99,10 +101,26 @@ def dcr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
     return GateResult(gate, passed, reason, judged)
 
 
+def _more_rows(needed: int | None, d: dict, what: str, knob: str = "link_attacks") -> str:
+    """The advice for a refusal for lack of evidence: the attacks (= holdout rows) that would do, and
+    which setting gives them; or that the table is too small (never more rows than it has)."""
+    n, hold, most = int(d.get("n_attacks", 0)), int(d.get("holdout_rows", 0)), int(d.get("max_attacks", 0))
+    rows = int(d.get("table_rows", 0))
+    if needed is None:
+        if most >= rows // 2:
+            return (f"the table is too small: even {most} attacks (half of its {rows} rows as holdout) would not "
+                    f"{what}; {n} were used")
+        return f"more rows would not help: even {most} attacks (the most the gate makes) would not {what}; {n} were used"
+    how = (f"raise {knob} to {needed}" if needed <= hold else
+           f"a holdout of {needed} rows, holdout_fraction ≥ {needed / rows:.2f}" if rows else "a larger holdout")
+    return f"about {needed} holdout rows (attacks) would {what} ({how}); {n} were used"
+
+
 def linkability_gate(m: MetricResult, t: Thresholds) -> GateResult:
     """Upper end of the linkability risk's 95% CI < t.linkability_ci_high_max. A point estimate under
     the threshold with an upper bound over it is a refusal for lack of evidence, with the number of
-    holdout rows (attacks) that would narrow the interval enough."""
+    holdout rows (attacks) that would bring the bound under the threshold if the estimate holds
+    (`evidence.attacks_to_bound`, at most half the table), or the statement that the table is too small."""
     gate, limit = "linkability_gate", t.linkability_ci_high_max
     found = require_metrics(gate, [m], (m.name,))
     if isinstance(found, GateResult):
@@ -110,17 +128,74 @@ def linkability_gate(m: MetricResult, t: Thresholds) -> GateResult:
     if m.ci is None:
         return GateResult(gate, False, f"{gate} refused: metric {m.name} has no confidence interval.", (m,))
     value, (lo, hi) = metric_value(m), m.ci
-    shown = f"linkability risk {value:.3f} (95% CI {lo:.3f}–{hi:.3f})"
+    k = m.detail.get("n_neighbors")
+    rule = (f"anonymeter linkability risk, upper end of its 95% CI < {limit:g}; the attacker looks at the most "
+            "neighbours (up to link_neighbors) with which a generator leaking nothing could pass")
+    shown = f"linkability risk {value:.3f} (95% CI {lo:.3f}–{hi:.3f}" + (f", {k}-neighbour attacker)" if k else ")")
     if hi < limit:
-        return GateResult(gate, True, f"{gate} passed: {shown}, upper bound < {limit:.2f}.", (with_verdict(m, limit, True),))
+        return GateResult(gate, True, f"{gate} passed: {shown}, upper bound < {limit:.2f}.", (with_verdict(m, limit, True),),
+                          rule)
     if value >= limit:
-        return GateResult(gate, False, f"{gate} refused: {shown}, estimate ≥ {limit:.2f}.", (with_verdict(m, limit, False),))
-    n = int(m.detail.get("n_attacks", 0))
-    needed = rows_needed(n, value, hi, limit)
-    judged = replace(with_verdict(m, limit, False), detail={**m.detail, "rows_needed": needed, "threshold_for_rows_needed": limit})
+        return GateResult(gate, False, f"{gate} refused: {shown}, estimate ≥ {limit:.2f}.", (with_verdict(m, limit, False),),
+                          rule)
+    d = m.detail
+    n = int(d.get("n_attacks", 0))
+    needed = attacks_to_bound(n, int(d.get("n_success", 0)), int(d.get("n_control_success", 0)), limit,
+                              int(d.get("max_attacks", 0))) if n else None
+    judged = replace(with_verdict(m, limit, False), detail={**d, "rows_needed": needed, "threshold_for_rows_needed": limit})
     reason = (f"{gate} refused, not enough evidence: {shown}; the estimate is below {limit:.2f} but the upper "
-              f"bound is not; about {needed} holdout rows (attacks) would be needed, {n} were used.")
-    return GateResult(gate, False, reason, (judged,))
+              f"bound is not; " + _more_rows(needed, d, f"bring it below {limit:.2f} if the estimate holds") + ".")
+    return GateResult(gate, False, reason, (judged,), rule)
+
+
+def inference_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
+    """anonymeter attribute inference of the target and each sensitive column (`inference[<col>]`):
+    refuses when any column's baseline-corrected risk has the lower end of its 95% CI above
+    t.inference_ci_low_max (training patients' secret is guessed better than unseen patients', by
+    more than sampling noise explains), or when its attack is too weak to catch even a copy (a copy's
+    lower bound would not clear the threshold with the attacks made: `evidence.copy_lower`), then
+    with the holdout rows that would make it strong enough, or that the table is too small.
+
+    The lower end, not the upper: the risk divides by the control's failure rate, so for a column
+    the control already guesses right 97% of the time (FLCHAIN `mgus`) the Gaussian copula's
+    interval spans 0-0.84 and no release could show an upper bound under any useful threshold,
+    while every copy's lower end is at least 0.58. benchmarks/PRIVACY_GATES.md has the measurements."""
+    gate, limit = "inference_gate", t.inference_ci_low_max
+    per_column = [m for m in metrics if m.name.startswith("inference[")]
+    if not per_column:
+        return GateResult(gate, False, f"{gate} refused: no inference[<column>] metric was provided.", tuple(metrics))
+    found = require_metrics(gate, per_column, [m.name for m in per_column])
+    if isinstance(found, GateResult):
+        return found
+    checks: list[tuple[bool, str]] = []
+    judged: list[MetricResult] = []
+    for m in per_column:
+        col = m.name[len("inference["):-1]
+        if m.ci is None:
+            return GateResult(gate, False, f"{gate} refused: metric {m.name} has no confidence interval.", tuple(per_column))
+        value, (lo, hi), d = metric_value(m), m.ci, m.detail
+        n, n_control = int(d.get("n_attacks", 0)), int(d.get("n_control_success", 0))
+        strength = copy_lower(n, n_control) if n else 0.0
+        shown = f"{col} risk {value:.3f} (95% CI {lo:.3f}–{hi:.3f})"
+        extra: dict = {"copy_lower_bound": strength}
+        if lo > limit:
+            ok, text = False, f"{shown}, lower bound > {limit:.2f}"
+        elif strength <= limit < 1.0:  # a threshold of 1 switches the gate off: nothing can exceed it
+            most = int(d.get("max_attacks", 0))
+            needed = attacks_to_detect_copy(n, n_control, limit, most) if n else None
+            extra["rows_needed"] = needed
+            ok, text = False, (f"not enough evidence on {col}: with {n} attacks, the control guessing right "
+                               f"{d.get('control_rate', 0):.0%}, even a copy would read a lower bound of only "
+                               f"{strength:.2f}; " + _more_rows(needed, d, f"catch a copy (lower bound > {limit:.2f})",
+                                                                "the inference attacks"))
+        else:
+            ok, text = True, f"{shown}, lower bound ≤ {limit:.2f}"
+        checks.append((ok, text))
+        judged.append(replace(with_verdict(m, limit, ok), detail={**d, **extra}))
+    passed, reason = verdict_sentence(gate, checks)
+    rule = (f"anonymeter attribute-inference risk of each attacked column, lower end of its 95% CI ≤ {limit:g}, "
+            f"with attacks enough that a copy's lower end would exceed {limit:g}")
+    return GateResult(gate, passed, reason, tuple(judged), rule)
 
 
 def tstr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:

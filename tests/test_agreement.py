@@ -76,11 +76,27 @@ def test_linkability_equals_direct_anonymeter_call(data, cand):
     syn = cands[cand]
     ours = linkability(train, holdout, syn, schema, n_attacks=200, seed=0)
     (ori, s, control), aux = A.anonymeter_inputs(train, holdout, syn, schema)
-    value, ci = A.direct_linkability(ori, s, control, aux, n_attacks=200, seed=0, n_neighbors=A.link_neighbors(ours))
+    value, ci = A.direct_linkability(ori, s, control, aux, n_attacks=200, seed=0, n_neighbors=A.link_neighbors(ours),
+                                     evaluated_with=ours.detail["n_neighbors_max"])
     assert ours.value == value and ours.ci == pytest.approx(ci, abs=0)
     assert ours.detail["aux_cols"] == [list(a) for a in aux]
+    # k read from the one 5-neighbour evaluation = anonymeter evaluated with k itself (k = 1: its default)
+    one, _ = A.direct_linkability(ori, s, control, aux, n_attacks=200, seed=0, n_neighbors=1)
+    assert ours.detail["per_neighbors"]["1"]["risk"] == one
     if cand == "copy":
         assert ours.value > 0.5  # a copy links most targets
+
+
+def test_inference_gate_reads_anonymeters_own_interval(data):
+    """The lower CI end inference_gate judges equals anonymeter's on FLCHAIN (death, mgus, creatinine);
+    the copula passes and the copy is refused on every column."""
+    A = _agreement()
+    train, holdout, schema, cands = data
+    for cand, verdict in (("gaussian_copula", "pass"), ("copy", "refuse")):
+        rows = A.inference_gate_rows("flchain", cand, train, holdout, cands[cand], schema, seed=0)
+        assert len(rows) == 1 + len(schema.sensitive)
+        assert all(r.agrees for r in rows), [(r.metric, r.ours, r.peer) for r in rows]
+        assert all(f", {verdict}) vs" in r.metric for r in rows)
 
 
 def test_sdmetrics_dcr_replica_equals_calculate_dcr(data):

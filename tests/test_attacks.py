@@ -136,3 +136,38 @@ def test_missing_values_do_not_crash(data):
     assert so.computed and math.isfinite(so.value), so.error
     inf = inference(tr, ho, sy, schema, n_attacks=50, seed=0, secrets=["death", "kappa", "creatinine", "sex"])
     assert all(m.computed and math.isfinite(m.value) for m in inf), [m.error for m in inf]
+
+
+def test_declared_sensitive_columns_extend_the_schema_and_are_attacked():
+    from synth_pipeline.data import load_dataset
+
+    schema = load_dataset("flchain", sensitive=("age", "mgus", "death")).schema
+    assert schema.sensitive == ("mgus", "creatinine", "age")  # declared first; the target is always attacked
+    assert default_secrets(schema) == ["death", "mgus", "creatinine", "age"]
+
+
+def test_inference_gate_advice_on_a_rare_secret_holds_when_rerun():
+    """`mgus` is 97% one value: 80 holdout rows cannot tell even a copy from the control's own
+    success, so the gate refuses for lack of evidence and names the rows that would; re-run with that
+    many, the copy is refused as a leak and a fresh real sample passes."""
+    from synth_pipeline.config import Thresholds
+    from synth_pipeline.gates import inference_gate
+
+    from _flchain import flchain
+
+    pool, schema = flchain()
+    idx = np.random.default_rng(0).permutation(len(pool))
+    tr, fresh = pool.iloc[idx[:3000]], pool.iloc[idx[4500:7500]]
+    T = Thresholds()
+
+    def gate(hold, syn):
+        return inference_gate(inference(tr, hold, syn, schema, secrets=["mgus"], seed=0), T)
+
+    weak = gate(pool.iloc[idx[3000:3080]], tr)
+    needed = weak.metrics[0].detail["rows_needed"]
+    assert not weak.passed and "not enough evidence on mgus" in weak.reason
+    assert 80 < needed <= min(500, len(pool) // 2) and f"about {needed} holdout rows" in weak.reason
+    hold = pool.iloc[idx[3000:3000 + needed]]
+    again = gate(hold, tr)
+    assert not again.passed and "lower bound > 0.25" in again.reason and "evidence" not in again.reason
+    assert gate(hold, fresh).passed

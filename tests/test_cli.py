@@ -44,11 +44,13 @@ def _bad_inputs(tmp: Path, flchain_csv: Path) -> dict[str, tuple[list[str], str]
         "empty table": (["--data", str(empty), "--target", "death"], "empty"),
         "header only": (["--data", str(header), "--target", "a"], "header.csv"),
         "unknown generator": (["--data", "flchain", "--generator", "magic"], "magic"),
+        "unknown sensitive column": (["--data", "flchain", "--sensitive-columns", "age,hiv_status"],
+                                     "sensitive_columns names unknown column 'hiv_status'"),
     }
 
 
 @pytest.mark.parametrize("case", ["too few rows (a failed expectation)", "missing file", "unknown target", "one-class target", "empty table", "header only",
-                                  "unknown generator"])
+                                  "unknown generator", "unknown sensitive column"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flchain_csv, case):
     args, needle = _bad_inputs(tmp_path, flchain_csv)[case]
     out = tmp_path / "releases"

@@ -238,7 +238,8 @@ def test_fast_path_outcome_is_ok_or_one_line_bad_input(tmp_path_factory, case: C
         assert "const" in schema.names and "constant:const" in schema.notes
 
 
-PERMISSIVE = {"memorisation_max": 1.0, "dcr_share_max": 1.0, "linkability_ci_high_max": 1.0, "tstr_ratio_min": 0.0}
+PERMISSIVE = {"memorisation_max": 1.0, "dcr_share_max": 1.0, "linkability_ci_high_max": 1.0, "tstr_ratio_min": 0.0,
+              "inference_ci_low_max": 1.0}
 
 
 @settings(max_examples=RELEASE_EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from synth_pipeline.config import Thresholds
-from synth_pipeline.gates import GateResult, dcr_gate, linkability_gate, tstr_gate
+from synth_pipeline.gates import GateResult, dcr_gate, inference_gate, linkability_gate, tstr_gate
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.distances import newcombe_difference
+from synth_pipeline.metrics.evidence import copy_lower, risk_interval
 
 T = Thresholds()
 
@@ -30,6 +31,15 @@ def dcr(mem=0.05, share=0.5, copies=0, holdout_copies=0, rare=0, n=1000, n_hold=
 
 def link(value, lo, hi, n=400):
     return MetricResult("linkability", value, ci=(lo, hi), detail={"n_attacks": n})
+
+
+def counted(name, n, success, control, holdout=None, max_attacks=500, table_rows=None, **detail):
+    """A risk metric whose value and CI are anonymeter's for these counts (as the metrics compute them)."""
+    value, lo, hi = risk_interval(n, success, control)
+    return MetricResult(name, value, ci=(lo, hi), detail={
+        "n_attacks": n, "n_success": success, "n_control_success": control, "control_rate": control / n,
+        "holdout_rows": n if holdout is None else holdout, "max_attacks": max_attacks,
+        "table_rows": 2 * max_attacks if table_rows is None else table_rows, **detail})
 
 
 def ratio(value, tstr=0.8, trtr=0.85):
@@ -85,13 +95,62 @@ def test_linkability_gate_pass_refuse_and_not_enough_evidence():
     assert ok.metrics[0].threshold == 0.09 and ok.metrics[0].passed
     high = linkability_gate(link(0.45, 0.40, 0.50), T)
     assert not high.passed and "estimate ≥ 0.09" in high.reason and "evidence" not in high.reason
-    unsure = linkability_gate(link(0.05, 0.0, 0.13, n=100), T)
-    assert not unsure.passed
-    assert "not enough evidence" in unsure.reason and "about 400 holdout rows" in unsure.reason
-    assert unsure.metrics[0].detail["rows_needed"] == 400
+    unsure_metric = counted("linkability", 100, 6, 2, max_attacks=1000)  # risk 0.04, upper bound ≥ 0.09
+    assert unsure_metric.value < 0.09 <= unsure_metric.ci[1]
+    unsure = linkability_gate(unsure_metric, T)
+    needed = unsure.metrics[0].detail["rows_needed"]
+    assert not unsure.passed and 100 < needed <= 1000
+    assert "not enough evidence" in unsure.reason and f"about {needed} holdout rows" in unsure.reason
+    assert f"holdout_fraction ≥ {needed / 2000:.2f}" in unsure.reason
+    # the advice is where anonymeter's interval would be with that many attacks at the same rates
+    assert risk_interval(needed, round(needed * 0.06), round(needed * 0.02))[2] < 0.09
     # the gate's own threshold decides, not the one the metric was computed with
-    stricter = linkability_gate(link(0.05, 0.0, 0.08, n=100), T.with_overrides(linkability_ci_high_max=0.07))
-    assert not stricter.passed and stricter.metrics[0].detail["rows_needed"] == 225
+    stricter = linkability_gate(unsure_metric, T.with_overrides(linkability_ci_high_max=0.07))
+    assert stricter.metrics[0].detail["rows_needed"] > needed
+
+
+def test_linkability_advice_never_exceeds_the_table_and_names_the_setting():
+    small = linkability_gate(counted("linkability", 100, 6, 2, max_attacks=120), T)
+    assert not small.passed and small.metrics[0].detail["rows_needed"] is None
+    assert "the table is too small: even 120 attacks (half of its 240 rows as holdout)" in small.reason
+    capped = linkability_gate(counted("linkability", 100, 6, 2, holdout=2000, max_attacks=3000), T)
+    assert f"raise link_attacks to {capped.metrics[0].detail['rows_needed']}" in capped.reason
+
+
+def test_inference_gate_passes_refuses_a_leak_and_names_the_column():
+    fine = [counted("inference[death]", 500, 330, 320), counted("inference[mgus]", 500, 490, 485)]
+    g = inference_gate(fine, T)
+    assert g.passed, g.reason
+    assert [(m.threshold, m.passed) for m in g.metrics] == [(0.25, True), (0.25, True)]
+    leak = counted("inference[creatinine]", 500, 400, 100)  # risk 0.75
+    g = inference_gate([*fine, leak], T)
+    assert not g.passed and g.reason.startswith("inference_gate refused: creatinine risk 0.7")
+    assert "lower bound > 0.25" in g.reason and "holds: death" in g.reason
+    assert g.metrics[2].passed is False and g.metrics[2].detail["copy_lower_bound"] > 0.9
+    record = g.to_dict()
+    assert "lower end of its 95% CI ≤ 0.25" in record["rule"] and record["metrics"][2]["threshold"] == 0.25
+
+
+def test_inference_gate_refuses_an_attack_too_weak_to_catch_a_copy():
+    # 40 attacks on a secret the control already guesses right 95% of the time: a copy would read a
+    # lower bound near 0, so a pass would mean nothing.
+    weak = counted("inference[hemo]", 40, 38, 38, max_attacks=500)
+    assert copy_lower(40, 38) <= 0.25
+    g = inference_gate([weak], T)
+    needed = g.metrics[0].detail["rows_needed"]
+    assert not g.passed and "not enough evidence on hemo" in g.reason and 40 < needed <= 500
+    assert copy_lower(needed, round(needed * 0.95)) > 0.25  # the advice holds for the planned rates
+    tiny = inference_gate([counted("inference[hemo]", 40, 38, 38, max_attacks=60)], T)
+    assert "the table is too small" in tiny.reason and tiny.metrics[0].detail["rows_needed"] is None
+    capped = inference_gate([counted("inference[hemo]", 40, 39, 39, max_attacks=500, table_rows=5000)], T)
+    assert "more rows would not help: even 500 attacks" in capped.reason
+    assert inference_gate([weak], T.with_overrides(inference_ci_low_max=1.0)).passed  # 1 switches the gate off
+
+
+def test_inference_gate_refuses_without_evidence():
+    assert "no inference[<column>] metric" in inference_gate([MetricResult("inference_max", 0.0)], T).reason
+    g = inference_gate([counted("inference[cens]", 500, 330, 320), missing("inference[race]", "anonymeter failed")], T)
+    assert not g.passed and "metric inference[race] was not computed (anonymeter failed)" in g.reason
 
 
 def test_tstr_gate_boundary():
@@ -107,7 +166,8 @@ def test_tstr_gate_boundary():
     ("gate", "metric_name"),
     [(lambda ms: dcr_gate(ms, T), "dcr_share"),
      (lambda ms: linkability_gate(ms[0], T), "linkability"),
-     (lambda ms: tstr_gate(ms, T), "tstr_ratio")],
+     (lambda ms: tstr_gate(ms, T), "tstr_ratio"),
+     (lambda ms: inference_gate(ms, T), "inference[death]")],
 )
 def test_a_missing_metric_refuses_every_gate(gate, metric_name):
     why = "holdout has 4 rows; at least 10 are needed"
@@ -130,3 +190,15 @@ def test_gate_result_serialises():
     d = json.loads(json.dumps(g.to_dict()))
     assert d["gate"] == "dcr_gate" and d["passed"] is True and len(d["metrics"]) == 3
     assert d["metrics"][0]["threshold"] == 0.10
+
+
+def test_sensitive_columns_and_the_inference_threshold_in_the_config():
+    from synth_pipeline.config import RunConfig, gate_settings_sha256
+    from synth_pipeline.errors import BadInput
+
+    cfg = RunConfig.from_dict({"sensitive_columns": ["age"], "thresholds": {"inference_ci_low_max": 0.2}})
+    assert cfg.sensitive_columns == ("age",) and cfg.to_dict()["sensitive_columns"] == ["age"]
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert gate_settings_sha256(cfg) != gate_settings_sha256(cfg.with_overrides(sensitive_columns=()))
+    with pytest.raises(BadInput, match="inference_ci_low_max 1.5 must be in"):
+        RunConfig.from_dict({"thresholds": {"inference_ci_low_max": 1.5}})

@@ -18,6 +18,7 @@ from synth_pipeline.cli import run_release
 from synth_pipeline.config import RunConfig
 from synth_pipeline.definitions import ASSETS, GATE_CHECKS, defs
 from synth_pipeline.copies import rare_copy_mask
+from synth_pipeline.data import load_dataset
 from synth_pipeline.kernel import audit
 
 FAST: dict = {}  # the product defaults (1000 linkability attacks)
@@ -41,7 +42,8 @@ def test_definitions_load_with_the_contract_names():
                     "mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator",
                     "mri_synthetic_slices", "mri_synthetic_volume", "mri_image_metrics", "mri_release"}
     checks = {c.name for c in repo.asset_graph.asset_check_keys}
-    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "mri_memorisation_gate", "mri_fidelity_gate"}
+    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "inference_gate", "mri_memorisation_gate",
+                      "mri_fidelity_gate"}
     groups = {k.to_user_string(): repo.asset_graph.get(k).group_name for k in repo.asset_graph.get_all_asset_keys()}
     assert {k for k, g in groups.items() if g == "mri"} == {k for k in keys if k.startswith("mri_")}
     assert repo.asset_graph.get(dg.AssetKey("raw_table")).parent_keys == {dg.AssetKey("raw_input")}  # input hash in lineage
@@ -57,13 +59,16 @@ def test_default_release_passes_all_gates_and_is_audited(tmp_path, data):
     [rel] = _published_dirs(out)
     manifest = json.loads((rel / "manifest.json").read_text())
     assert {g["gate"]: g["passed"] for g in manifest["gates"]} == {
-        "dcr_gate": True, "linkability_gate": True, "tstr_gate": True}
+        "dcr_gate": True, "linkability_gate": True, "tstr_gate": True, "inference_gate": True}
+    inference = next(g for g in manifest["gates"] if g["gate"] == "inference_gate")
+    declared = load_dataset(data).schema
+    assert {m["name"] for m in inference["metrics"]} == {f"inference[{c}]" for c in (declared.target, *declared.sensitive)}
+    assert all(m["threshold"] == 0.25 and m["passed"] for m in inference["metrics"])
     assert manifest["dataset"] == data and manifest["config"]["seed"] == 0
     assert len(manifest["input"]["sha256"]) == 64 and manifest["dagster"]["run_id"] == outcome.run_id
     assert set(manifest["dagster"]["lineage"]) >= {"raw_table", "train_split", "synthetic_candidate"}
     assert audit(rel).ok
     synthetic = pd.read_parquet(rel / "synthetic.parquet")
-    from synth_pipeline.data import load_dataset
     from synth_pipeline.preprocess import model_table
 
     loaded = load_dataset(data)
@@ -91,7 +96,7 @@ def test_copy_controls_are_refused(tmp_path, data, control):
         [entry] = refusal["entries"]
         assert "the copy filter removed all" in entry["reason"] and entry["copy_filter"]["rows_after"] == 0
     else:
-        assert {"dcr_gate", "linkability_gate"} <= set(refusal["failing_gates"])
+        assert {"dcr_gate", "linkability_gate", "inference_gate"} <= set(refusal["failing_gates"])
         assert "dcr_gate" in Path(outcome.path).with_suffix(".html").read_text()  # the readable refusal
     assert not any(p.suffix == ".parquet" for p in out.rglob("*"))
 

@@ -62,6 +62,7 @@ def load_dataset(
     connection: str | None = None,
     small_cell_k: int = 5,
     on_rare_categories: str = "pool",
+    sensitive: Sequence[str] = (),
 ) -> LoadedTable:
     """Load a bundled table (case-insensitive name) or a .csv/.parquet/.arff file. Raises BadInput
     with one line naming the file, column or problem for anything the user can fix.
@@ -74,7 +75,8 @@ def load_dataset(
     data. `name` names the dataset (its release folder) instead of the bundled name or file stem.
     Category values held by fewer than `small_cell_k` patients are pooled (synth_pipeline.small_cells;
     noted with counts, never values) or, with on_rare_categories="refuse", the load fails naming the
-    columns; a target class that rare fails."""
+    columns; a target class that rare fails. `sensitive` (--sensitive-columns) extends the declared
+    sensitive columns: each must be a modelled column."""
     if on_identifiers not in ON_IDENTIFIERS:
         raise BadInput(f"config: on_identifiers {on_identifiers!r} must be one of {', '.join(ON_IDENTIFIERS)}")
     bundled = None if sql is not None else BUNDLED.get(str(data).strip().lower())
@@ -121,7 +123,8 @@ def load_dataset(
         drop=drop_all,
         identifiers=ids_all,
         positive=positive,
-        sensitive=tuple(c for c in declared.sensitive if c in kept and c != target) if declared else (),
+        sensitive=_union(tuple(c for c in declared.sensitive if c in kept and c != target) if declared else (),
+                         _check_sensitive(sensitive, raw, where, target, kept)),
         source=declared.source if declared else (str(source) if source else f"sql via ${connection}"),
         licence=declared.licence if declared else "",
         notes=notes,
@@ -146,6 +149,17 @@ def _names(raw: pd.DataFrame) -> str:
 
 def _union(declared: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*declared, *extra]))
+
+
+def _check_sensitive(cols: Sequence[str], raw: pd.DataFrame, where: str, target: str, kept: Sequence[str]) -> tuple[str, ...]:
+    """The declared sensitive columns other than the target (always attacked); one that is not a
+    modelled column (unknown, dropped or an identifier) is bad input, named."""
+    for c in cols:
+        if c not in raw.columns:
+            raise BadInput(f"{where}: sensitive_columns names unknown column '{c}' (available: {_names(raw)})")
+        if c not in kept:
+            raise BadInput(f"{where}: sensitive column '{c}' is dropped or an identifier, so it is not released")
+    return tuple(c for c in cols if c != target)
 
 
 def _check_columns(raw: pd.DataFrame, where: str, target: str, drop: Sequence[str], ids: Sequence[str]) -> None:

@@ -284,6 +284,9 @@ def _inference_one(
             "tolerance": INFERENCE_TOLERANCE if regression else 0.0,
             "aux_cols": list(aux_cols),
             "seed": seed,
+            "holdout_rows": len(holdout),
+            "table_rows": len(train) + len(holdout),
+            "max_attacks": min(n_attacks, (len(train) + len(holdout)) // 2),
         },
     )
 

@@ -17,6 +17,7 @@ from synth_pipeline.copies import training_shares
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.distances import dcr_histogram, dcr_quantiles, newcombe_difference, wilson_interval
 from synth_pipeline.neighbors import nearest
+from synth_pipeline.metrics.evidence import attacks_to_bound, zero_risk_upper
 from synth_pipeline.schema import Schema
 
 MIN_HOLDOUT_ROWS = 10
@@ -232,17 +233,6 @@ def _for_anonymeter(
     return tuple(out), (first, second)
 
 
-def rows_needed(n: int, value: float, upper: float, threshold: float) -> int | None:
-    """Attacks (= holdout rows, the binding limit) for the CI upper bound to fall below `threshold`
-    when the point estimate already does: the half-width shrinks as 1/sqrt(n), so it must shrink by
-    (threshold - value) / (upper - value), i.e. n * ((upper - value) / (threshold - value))**2, at
-    least n + 1 — an estimate that assumes the point estimate stays put. None when more rows cannot
-    help (the estimate is at or above the threshold) or are not needed (the upper bound is below)."""
-    if value >= threshold or upper < threshold:
-        return None
-    return max(n + 1, math.ceil(round(n * ((upper - value) / (threshold - value)) ** 2, 6)))
-
-
 def linkability(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -256,10 +246,16 @@ def linkability(
 ) -> MetricResult:
     """anonymeter linkability (ori=train, syn=synthetic, control=holdout): the excess success, over
     the control set, of re-joining the two auxiliary halves of a record through a shared synthetic
-    row among each half's `n_neighbors` nearest; value and 95% CI are anonymeter's baseline-corrected
-    risk. The default attacker looks at 5 neighbours, not anonymeter's 1: on FLCHAIN a copy with 5%
-    noise links at 0.09 with one neighbour but 0.40 with five, while the Gaussian copula stays at 0.00
-    either way, and a release gate should assume the stronger attacker."""
+    row among each half's k nearest; value and 95% CI are anonymeter's baseline-corrected risk.
+
+    The attacker: one anonymeter evaluation with `n_neighbors` (5), then the largest k <= 5 whose
+    control attack leaves room for evidence, i.e. with which a generator that leaks nothing could
+    show an upper bound below `threshold` (`evidence.zero_risk_upper`); k = 1 (anonymeter's default)
+    when none does. Five neighbours see lightly perturbed copies that one misses (FLCHAIN), but
+    where many correlated numeric columns let each half of a *fresh* record find the same
+    neighbours (breast cancer: control success 0.71-0.79 with five), the interval can never be
+    narrow and the gate could never pass; one neighbour still links a copy there at 0.99.
+    benchmarks/PRIVACY_GATES.md has the measurements. `detail` keeps every k's rates and risk."""
     from anonymeter.evaluators import LinkabilityEvaluator  # here: importing it loads numba (~1 s)
 
     name = "linkability"
@@ -278,9 +274,13 @@ def linkability(
         # risk we report is corrected by the (seeded) control attack instead, so the warning is noise.
         warnings.filterwarnings("ignore", message="Attack is as good or worse as baseline")
         evaluator.evaluate(n_jobs=-1)
-        results = evaluator.results()
-        risk = results.risk()
+        per_k = {k: evaluator.results(n_neighbors=k) for k in range(1, n_neighbors + 1)}
+    usable = [k for k, r in per_k.items() if zero_risk_upper(n, int(r.n_control)) < threshold]
+    k = max(usable, default=1)
+    results = per_k[k]
+    risk = results.risk()
     lo, hi = float(risk.ci[0]), float(risk.ci[1])
+    max_attacks = (len(train) + len(holdout)) // 2  # a holdout of half the table (holdout_fraction 0.5)
     return MetricResult(
         name=name,
         value=float(risk.value),
@@ -292,10 +292,21 @@ def linkability(
             "n_success": int(results.n_success),
             "n_control_success": int(results.n_control),
             "n_attacks": n,
-            "n_neighbors": n_neighbors,
+            "n_neighbors": k,
+            "n_neighbors_max": n_neighbors,
+            "per_neighbors": {
+                str(j): {"risk": float(r.risk().value), "ci": [float(x) for x in r.risk().ci],
+                         "attack_rate": float(r.attack_rate.value), "control_rate": float(r.control_rate.value),
+                         "zero_risk_upper": zero_risk_upper(n, int(r.n_control))}
+                for j, r in per_k.items()
+            },
             "aux_cols": [list(a) for a in aux],
             "seed": seed,
+            "holdout_rows": len(holdout),
+            "table_rows": len(train) + len(holdout),
+            "max_attacks": max_attacks,
             "threshold_for_rows_needed": threshold,
-            "rows_needed": rows_needed(n, float(risk.value), hi, threshold),
+            "rows_needed": attacks_to_bound(n, int(results.n_success), int(results.n_control), threshold, max_attacks)
+            if float(risk.value) < threshold <= hi else None,
         },
     )
