@@ -152,9 +152,13 @@ def _classify(result, out: Path, *, release_node: str, dataset_node: str) -> Out
     refusal = out / dataset / "refusals" / f"{run_id}.json"
     if failed or refusal.exists():
         reasons = [f"{e.check_name}: {e.metadata['reason'].value}" for e in failed if "reason" in e.metadata]
+        advice = ""
         if refusal.exists():
-            reasons = [f"{x['gate']}: {x['reason']}" for x in json.loads(refusal.read_text())["entries"]]
-        return Outcome("refused", "refused (nothing published): " + " | ".join(reasons), run_id, str(refusal))
+            entries = json.loads(refusal.read_text())["entries"]
+            reasons = [f"{x['gate']}: {x['reason']}" for x in entries]
+            advice = next((f"\ntry: {x['remedy']}" for x in entries if x.get("remedy")), "")
+        return Outcome("refused", "refused (nothing published): " + " | ".join(reasons)
+                       + f"\nrecord: {refusal} (and .html beside it)" + advice, run_id, str(refusal))
     errors = [e.step_failure_data.error.message.strip().splitlines()[0] for e in result.all_events if e.is_step_failure]
     return Outcome("error", "run failed: " + (errors[0] if errors else "unknown error"), run_id)
 

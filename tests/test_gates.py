@@ -200,5 +200,5 @@ def test_sensitive_columns_and_the_inference_threshold_in_the_config():
     assert cfg.sensitive_columns == ("age",) and cfg.to_dict()["sensitive_columns"] == ["age"]
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
     assert gate_settings_sha256(cfg) != gate_settings_sha256(cfg.with_overrides(sensitive_columns=()))
-    with pytest.raises(BadInput, match="inference_ci_low_max 1.5 must be in"):
+    with pytest.raises(BadInput, match="inference_ci_low_max: Input should be less than or equal to 1"):
         RunConfig.from_dict({"thresholds": {"inference_ci_low_max": 1.5}})
