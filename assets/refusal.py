@@ -11,7 +11,7 @@ import dagster as dg
 from assets.run_log import gate_results
 from resources import ReleaseStore
 from synth_pipeline.errors import BadInput
-from synth_pipeline.kernel import record_refusal, utc_now
+from synth_pipeline.kernel import code_version, package_versions, record_refusal, utc_now
 from synth_pipeline.remedies import remedy
 
 
@@ -30,7 +30,8 @@ def record(context: Context, store: ReleaseStore, dataset: str, gate: str, reaso
     record_refusal(store.path, dataset, run_id,
                    {"gate": gate, "passed": False, "reason": reason, "remedy": advice, "at": utc_now(),
                     **({"metrics": result["metrics"]} if result else {}), **extra},
-                   gates=gates, run={"config": config, "seed": config.get("seed"), "generator": generator})
+                   gates=gates, run={"config": config, "seed": config.get("seed"), "generator": generator,
+                                     "code_version": code_version(), "packages": package_versions()})
 
 
 def note_passed(context: Context, store: ReleaseStore, dataset: str, gate: str, result: dict) -> None:

@@ -506,6 +506,13 @@ def _dcr_histogram(hist: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]]
     colours = {k: SYN_COLOUR if k.startswith("synthetic") else REAL_COLOUR for k in order}
 
     above = hist.get("above_last_edge") if isinstance(hist.get("above_last_edge"), Mapping) else {}
+    mem = next((m for m in metrics if m.get("name") == "memorisation_rate"), {})
+    line = (mem.get("detail") or {}).get("holdout_p5_dcr")
+    line_label = None
+    if isinstance(line, (int, float)):
+        rule = f" ≤ {mem['threshold']:.2f}" if isinstance(mem.get("threshold"), (int, float)) else ""
+        rate = f"{mem['value']:.3f}" if isinstance(mem.get("value"), (int, float)) else "?"
+        line_label = f"memorisation line (holdout's 5th percentile): {rate} of synthetic rows left of it{rule}"
 
     def draw(fig: Figure) -> None:
         ax = fig.subplots()
@@ -515,6 +522,8 @@ def _dcr_histogram(hist: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]]
             ax.stairs(c / total / widths, e, fill=True, alpha=0.45, color=colours[k],
                       label=k.replace("_to_", "→"))
             ax.stairs(c / total / widths, e, color=colours[k], linewidth=1.0)
+        if line_label:
+            ax.axvline(float(line), color="#a11", linestyle="--", linewidth=1.2, label=line_label)
         ax.set_xlabel("distance to closest train record")
         ax.set_ylabel("density")
         ax.set_title("DCR: synthetic→train vs holdout→train")
@@ -523,7 +532,8 @@ def _dcr_histogram(hist: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]]
     alt = (f"Histogram of distances to the closest training record on {len(edges) - 1} shared bins from "
            f"{edges[0]:.3g} to {edges[-1]:.3g}, for " + " and ".join(k.replace("_to_", "→") for k in order) + "."
            + (" Beyond the last edge: " + ", ".join(f"{k.replace('_to_', '→')} {int(above[k])}" for k in order
-                                                    if k in above) + "." if above else ""))
+                                                    if k in above) + "." if above else "")
+           + (f" Dashed line at distance {float(line):.3g}: the {line_label}." if line_label else ""))
     return _draw(5.0, 3.2, plot_id("dcr"), alt, draw)
 
 

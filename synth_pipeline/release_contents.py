@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from synth_pipeline.hashing import file_sha256
+from synth_pipeline.signing import SIGNATURE_FILE
 
 # They carry the creation time, the Dagster run id and paths (the signature signs the manifest), so they
 # differ between identical runs; their content is compared field by field (reproduce), not byte for byte.
-VARYING_FILES = ("manifest.json", "manifest.sig", "report.html")
+VARYING_FILES = ("manifest.json", SIGNATURE_FILE, "report.html")
 
 
 def content_differences(folder: Path, files: Mapping[str, bytes]) -> list[str]:

@@ -152,6 +152,34 @@ def test_refusal_page_names_failing_gates_and_shows_their_metrics(release):
     assert f'id="{plot_id("dcr")}"' in page and f'id="{plot_id("tstr", "trtr")}"' in page
     assert "<table id='gate-table'>" in page
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", page)
+    # every gate shows, passing ones too, and a passing metric of the refusing gate is not painted as failed
+    table = page.split("<table id='gate-table'>", 1)[1].split("</table>", 1)[0]
+    assert all(f">{g['gate']}</td>" in table for g in m["gates"])
+    assert "class='gate-fail'>REFUSE" in table and "<tr class='pass'><td rowspan=" in table
+
+
+def test_release_page_explains_itself_first(release):
+    page, m = release["html"], release["manifest"]
+    words = page.split("<p id='in-words'>", 1)[1].split("</p>", 1)[0]
+    assert f"{m['n_rows']} synthetic rows of {m['dataset']}" in words and "published because all" in words
+    assert "<table id='dropped-columns'>" in page and "days" in page.split("id='dropped-columns'")[1][:2000]
+    assert "Generator <code>gaussian_copula</code>" in page and m["code_version"]["git_commit"][:12] in page
+    assert "<table id='packages'>" in page and "docs/metrics.md" in page
+    risks = page.split("<table id='risk-table'>", 1)[1].split("</table>", 1)[0]
+    assert "singling_out" in risks and "what it means" not in risks.split("<tr>", 2)[-1]
+    assert "c2st" in risks and ("easy to tell apart" in risks or "hard to tell apart" in risks
+                                      or "partly distinguishable" in risks)
+    dcr = next(i for i in re.findall(r"<img [^>]*>", page) if f'id="{plot_id("dcr")}"' in i)
+    assert "Dashed line at distance" in dcr and "memorisation line" in dcr
+
+
+def test_a_risk_whose_interval_spans_most_of_the_range_is_called_noise():
+    from synth_pipeline.report import risk_rows
+
+    reports = {"privacy": {"metrics": [{"name": "singling_out", "value": 0.3, "ci": [0.0, 0.84]},
+                                       {"name": "singling_out_multivariate", "value": 0.02, "ci": [0.0, 0.05]}]}}
+    wide, narrow = risk_rows(reports, [])
+    assert wide["reading"].startswith("noise") and narrow["reading"] == "low"
 
 
 def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
@@ -161,6 +189,28 @@ def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
          f"--user-data-dir={tmp / 'profile'}", *args],
         capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp)},
     )
+
+
+def test_headless_chromium_renders_a_refusal_page(release, tmp_path):
+    if not CHROMIUM.exists():
+        msg = f"{CHROMIUM} is missing: run `make browsers` (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    m = release["manifest"]
+    doc = {"dataset": m["dataset"], "run_id": "run-2", "verdict": "refused", "published": False,
+           "entries": [{**m["gates"][0], "passed": False, "remedy": "Try --generator tvae."}],
+           "gates": {g["gate"]: g for g in m["gates"]}, "config": m["config"], "code_version": m["code_version"],
+           "packages": m["packages"], "updated_at": m["created_at"]}
+    page = tmp_path / "refusal.html"
+    page.write_text(render_refusal(doc))
+    shot = tmp_path / "refusal.png"
+    r = _chromium(f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri(), tmp=tmp_path)
+    assert r.returncode == 0 and shot.stat().st_size > 10_000, r.stderr[-2000:]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / f"refusal-{DATA}.png")
+    r = _chromium("--dump-dom", page.as_uri(), tmp=tmp_path)
+    assert "Try --generator tvae." in r.stdout and "nothing was published" in r.stdout
 
 
 def test_headless_chromium_renders_every_plot(release, tmp_path):

@@ -16,7 +16,7 @@ from synth_pipeline.data import load_dataset
 from synth_pipeline.data.sql import read_sql
 from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.reproduce import input_differences
+from synth_pipeline.reproduce import plan
 
 PG_URL = os.environ.get("SYNTH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:55432/dagster_test")
 URL_ENV = "SYNTH_TEST_WARD_DB"  # the catalogue names this variable, never the URL
@@ -84,13 +84,13 @@ def test_sql_entry_publishes_and_reproduce_sees_a_changed_table(tmp_path, actg_t
     url = os.environ[URL_ENV]
     assert not any(url.encode() in p.read_bytes() for p in rel.iterdir())  # the URL is never written
 
-    assert input_differences(manifest) == []
+    assert plan(manifest).differences == ()
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {table} SET age = age + 1 WHERE rid = 7"))
-    [changed] = input_differences(manifest)
+    [changed] = plan(manifest).differences
     assert "input sql" in changed and "changed since" in changed
     monkeypatch.delenv(URL_ENV)
-    [unreadable] = input_differences(manifest)
+    [unreadable] = plan(manifest).differences
     assert f"environment variable {URL_ENV} is not set" in unreadable
 
 
