@@ -182,6 +182,15 @@ def test_a_risk_whose_interval_spans_most_of_the_range_is_called_noise():
     assert wide["reading"].startswith("noise") and narrow["reading"] == "low"
 
 
+def _need_chromium() -> None:
+    """Skip without Chromium on a developer's machine; fail in CI, where `make test` installs it."""
+    if not CHROMIUM.exists():
+        msg = f"{CHROMIUM} is missing: run `make browsers` (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -192,11 +201,7 @@ def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
 
 
 def test_headless_chromium_renders_a_refusal_page(release, tmp_path):
-    if not CHROMIUM.exists():
-        msg = f"{CHROMIUM} is missing: run `make browsers` (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    _need_chromium()
     m = release["manifest"]
     doc = {"dataset": m["dataset"], "run_id": "run-2", "verdict": "refused", "published": False,
            "entries": [{**m["gates"][0], "passed": False, "remedy": "Try --generator tvae."}],
@@ -214,11 +219,7 @@ def test_headless_chromium_renders_a_refusal_page(release, tmp_path):
 
 
 def test_headless_chromium_renders_every_plot(release, tmp_path):
-    if not CHROMIUM.exists():
-        msg = f"{CHROMIUM} is missing: run `make browsers` (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    _need_chromium()
     page = release["dir"] / "report.html"
     n_imgs = len(re.findall(r"<img ", release["html"]))
     shot = tmp_path / "report.png"
