@@ -29,7 +29,7 @@ run-mri: setup mri-data
 	$(BIN)/synth-pipeline mri-release --data default --model diffusion --out releases
 
 test: setup services mri-data
-	$(BIN)/pytest -m "not benchmark"
+	$(BIN)/pytest -m "not benchmark" -n 2 --dist loadfile  # two workers, a test file each: the suite is mostly waiting on subprocesses and single-threaded steps
 
 # What the tests need besides Python, from Debian's packages, on loopback only: headless Chromium
 # (report and UI checks) and a throw-away PostgreSQL server on 127.0.0.1:55432 (Dagster storage test).

@@ -11,16 +11,20 @@ def _cell(text: object) -> str:
 
 
 def gate_table(results: list[dict]) -> dg.MetadataValue:
-    """One row per gate: verdict, each metric against its threshold, and the reason in words."""
-    rows = ["| gate | verdict | metrics (value / threshold) | reason |", "|---|---|---|---|"]
-    for r in results:
-        figures = ", ".join(
+    """One row per gate: verdict, each metric against its threshold, and the reason in words — a
+    table the UI shows inline (markdown would hide behind a "Show Markdown" link)."""
+    def figures(r: dict) -> str:
+        return ", ".join(
             f"{m['name']} {m['value']:.3g}" + (f" / {m['threshold']:.3g}" if m.get("threshold") is not None else "")
-            for m in r.get("metrics", []) if isinstance(m.get("value"), (int, float))
-        )
-        rows.append(f"| {_cell(r.get('gate', '?'))} | {'pass' if r.get('passed') else 'REFUSED'} | {_cell(figures)} "
-                    f"| {_cell(r.get('reason', ''))} |")
-    return dg.MetadataValue.md("\n".join(rows))
+            for m in r.get("metrics", []) if isinstance(m.get("value"), (int, float)))
+
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"gate": _cell(r.get("gate", "?")), "verdict": "pass" if r.get("passed") else "REFUSED",
+                                 "metrics (value / threshold)": _cell(figures(r)), "reason": _cell(r.get("reason", ""))})
+                 for r in results],
+        schema=dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in
+                                       ("gate", "verdict", "metrics (value / threshold)", "reason")]),
+    )
 
 
 def release_metadata(*, dataset: str, input_sha256: str | None, release_id: str, path: Path, gates: list[dict],

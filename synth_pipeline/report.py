@@ -78,6 +78,12 @@ def render(template: str, **context: Any) -> str:
     return environment().get_template(template).render(css=CSS, **context)
 
 
+def with_sections(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document with its nested sections present (empty when absent), so a page renders "—"
+    rather than failing on an older or partial manifest."""
+    return {**doc, **{k: doc.get(k) or {} for k in ("input", "dagster", "config", "volume")}}
+
+
 def figures(fragments: Mapping[str, str]) -> list[tuple[str, str]]:
     """(<img> fragment, caption) pairs; the caption repeats the alt text (the numbers, for readers
     without images), already HTML-escaped as the attribute is."""
@@ -174,7 +180,7 @@ def render_report(manifest: Mapping[str, Any]) -> str:
         **_provenance(manifest.get("config", {}), manifest.get("code_version"), manifest.get("packages")),
     }
     return render("report.html.j2", title=f"synth-pipeline release {fmt(manifest.get('release_id'))}",
-                  m=manifest, view=view)
+                  m=with_sections(manifest), view=view)
 
 
 def refusal_summary(doc: Mapping[str, Any], refusing: Sequence[Mapping[str, Any]], generator: Any) -> str:

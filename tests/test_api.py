@@ -84,7 +84,8 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert result.verdict == "published", result.message
     assert result.release_dir.parent == tmp_path / "releases" / "actg175"
     assert (result.release_dir / "synthetic.parquet").is_file() and result.manifest_path.is_file()
-    assert [g.gate for g in result.gates] == ["dcr_gate", "linkability_gate", "tstr_gate"] and all(g.passed for g in result.gates)
+    assert [g.gate for g in result.gates] == ["dcr_gate", "linkability_gate", "tstr_gate", "inference_gate"]
+    assert all(g.passed for g in result.gates)
     assert result.run_id in result.manifest_path.read_text()
     assert "days" not in pd.read_parquet(result.release_dir / "synthetic.parquet").columns
     # a sample of the training rows: the same DCR gate refuses it
@@ -100,13 +101,14 @@ def test_a_refused_release_returns_every_gate_and_the_refusal_record(tmp_path):
     from synth_pipeline.data import load_dataset
 
     df = load_dataset("actg175").raw
-    result = sp.release(df, target="cens", generator="copy", out=tmp_path, name="actg175", drop=["days"],
+    result = sp.release(df, target="cens", generator="perturbed_copy", out=tmp_path, name="actg175", drop=["days"],
                         instance=dg.DagsterInstance.ephemeral())
     assert result.verdict == "refused" and not result.published and result.release_dir is None
     assert result.refusal_record == tmp_path / "actg175" / "refusals" / f"{result.run_id}.json"
     assert result.refusal_record.is_file()
     gates = {g.gate: g for g in result.gates}
-    assert {"dcr_gate", "linkability_gate", "tstr_gate"} <= set(gates)  # passing gates too, from the check records
+    assert {"dcr_gate", "linkability_gate", "tstr_gate", "inference_gate"} <= set(gates)  # passing ones too
+    assert gates["tstr_gate"].passed  # a near-copy predicts as well as the real rows
     assert not gates["dcr_gate"].passed and gates["dcr_gate"].metrics
     assert "dcr_gate" in result.message
     assert [p.name for p in (tmp_path / "actg175").iterdir()] == ["refusals"]  # nothing published

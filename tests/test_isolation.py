@@ -84,9 +84,19 @@ def _assert_each_run_has_its_own_lineage(home: Path, manifests: dict[str, dict],
         assert all(g["passed"] for g in manifest["gates"])
 
 
-def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publish(tmp_path):
-    """The nightly schedule's own run requests, all started together against one (sqlite) instance."""
+# Isolation does not depend on how hard each gate attacks: fewer linkability attacks keep these
+# concurrent runs affordable on a 2-core machine (the gates still run, and must pass, for real).
+CHEAP = {"link_attacks": 200}
+
+
+def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publish(tmp_path, monkeypatch):
+    """The nightly schedule's own run requests (the bundled tables' catalogue, cheaper attacks), all
+    started together against one (sqlite) instance."""
     home = _home(tmp_path)
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text("datasets:\n" + "".join(f"  - name: {d}\n    path: {d}\n    link_attacks: {CHEAP['link_attacks']}\n"
+                                                 for d in sorted(BUNDLED)))
+    monkeypatch.setenv("SYNTH_CATALOGUE", str(catalogue))
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 2, tzinfo=timezone.utc))
     requests = list(nightly_release(context))
     assert sorted(r.tags["dataset"] for r in requests) == sorted(BUNDLED)
@@ -101,7 +111,10 @@ def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publi
 def test_three_concurrent_cli_releases_of_different_datasets_on_one_instance_all_publish(tmp_path):
     home, work = _home(tmp_path), tmp_path / "work"
     datasets = ["flchain", "actg175", "gbsg2"]
-    procs = [_start([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", d, "--out", str(tmp_path / "out")],
+    config = tmp_path / "cheap.json"
+    config.write_text(json.dumps(CHEAP))
+    procs = [_start([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", d, "--config", str(config),
+                     "--out", str(tmp_path / "out")],
                     tmp_path, _env(home, SYNTH_WORK_DIR=str(work)), d) for d in datasets]
     codes = [p.wait(timeout=900) for p in procs]
     assert codes == [0, 0, 0], _failures(tmp_path)
@@ -112,7 +125,7 @@ def test_three_concurrent_cli_releases_of_different_datasets_on_one_instance_all
 def test_a_refusal_is_never_retried_under_the_jobs_retry_policy(tmp_path):
     @dg.asset
     def refusing(context: dg.AssetExecutionContext, release_store: ReleaseStore) -> None:
-        refuse(context, release_store, "toy", "release", "gate results missing")
+        refuse(context, release_store, "toy", "release", "gate results missing", config={"generator": "toy", "seed": 0})
 
     job = dg.define_asset_job("refusing_job", selection="refusing", op_retry_policy=RETRY)
     defs = dg.Definitions(assets=[refusing], jobs=[job], resources={"release_store": ReleaseStore(root=str(tmp_path))})

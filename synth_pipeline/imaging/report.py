@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from synth_pipeline.imaging.publish import data_uri
-from synth_pipeline.report import fmt, render
+from synth_pipeline.report import fmt, render, with_sections
 
 
 def mri_summary(m: Mapping[str, Any]) -> str:
@@ -24,4 +24,4 @@ def render_mri_report(manifest: Mapping[str, Any], montage_png: bytes) -> str:
             "seed": cfg.get("seed"), "generator_params": cfg.get("model_params") or {},
             "code": dict(manifest.get("code_version") or {}), "packages": sorted((manifest.get("packages") or {}).items())}
     return render("mri_report.html.j2", title=f"synth-pipeline MRI release {fmt(manifest.get('release_id'))}",
-                  m=manifest, view=view)
+                  m=with_sections(manifest), view=view)
