@@ -187,3 +187,17 @@ def test_evaluate_bad_files_are_one_line_each(tmp_path):
         assert proc.returncode == 2, (bad.name, proc.stderr)
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert bad.name in proc.stderr or "columns" in proc.stderr, proc.stderr
+
+
+def test_a_table_with_only_categorical_columns_releases(tmp_path):
+    """No numeric column at all (the DCR embedding used to crash on it): the default generator publishes."""
+    loaded = load_dataset("actg175")
+    path = tmp_path / "categorical_only.csv"
+    loaded.raw[loaded.schema.categorical].to_csv(path, index=False)
+    config = tmp_path / "c.json"
+    config.write_text('{"link_attacks": 200}')
+    proc = run("release", "--data", str(path), "--target", "cens", "--config", str(config), "--out",
+               str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rel = Path(proc.stdout.split("published ")[1].strip())
+    assert set(pd.read_parquet(rel / "synthetic.parquet").columns) <= set(loaded.schema.categorical)
