@@ -237,10 +237,12 @@ def record_refusal(root: Path, dataset: str, run_id: str, entry: dict[str, Any] 
     to a record that exists (a gate that passes after another refused). Several gate checks of one run
     may refuse in parallel processes, so entries are merged under a file lock and written atomically;
     each version of the record is appended to the store's ledger."""
-    key = load_signing_key()
     folder = Path(root) / safe_name(dataset, "dataset") / "refusals"
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_name(run_id, 'run id')}.json"
+    if entry is None and not path.exists():  # a passing gate of a run nobody refused: nothing to join
+        return None
+    key = load_signing_key()
+    folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if entry is None and not path.exists():

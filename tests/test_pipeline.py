@@ -68,6 +68,7 @@ def test_default_release_passes_all_gates_and_is_audited(tmp_path, data):
     assert len(manifest["input"]["sha256"]) == 64 and manifest["dagster"]["run_id"] == outcome.run_id
     assert set(manifest["dagster"]["lineage"]) >= {"raw_table", "train_split", "synthetic_candidate"}
     assert audit(rel).ok
+    assert not (rel.parent / "refusals").exists()  # a run nobody refused leaves no refusal record
     synthetic = pd.read_parquet(rel / "synthetic.parquet")
     from synth_pipeline.preprocess import model_table
 
