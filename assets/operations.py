@@ -37,10 +37,24 @@ def alert_on_failure(context: dg.HookContext) -> None:
     )
 
 
+EXECUTOR_ENV = "SYNTH_EXECUTOR"  # "k8s" (the Docker image sets it): every step its own pod; unset: Dagster's default
+
+
+def _executor():
+    """The code location's executor: dagster-k8s's k8s_job_executor in the Kubernetes deployment
+    (deploy/k8s, validated against these very jobs in tests/test_postgres_k8s.py), else Dagster's
+    default. In-process CLI runs (execute_in_process) are unaffected."""
+    if os.environ.get(EXECUTOR_ENV) == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return None
+
+
 def _group_job(name: str, group: str, description: str):
     """One asset group as a job, with the retry policy and the failure alert every release job has."""
     return dg.define_asset_job(name, selection=dg.AssetSelection.groups(group), description=description,
-                               op_retry_policy=RETRY, hooks={alert_on_failure})
+                               op_retry_policy=RETRY, hooks={alert_on_failure}, executor_def=_executor())
 
 
 release_job = _group_job("release_job", "tabular", "Ingest, validate, split, train, sample, gate and release one dataset.")
