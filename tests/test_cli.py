@@ -113,8 +113,10 @@ def test_reproduce_from_a_moved_input_compares_the_bytes_on_disk(tmp_path, flcha
     data = tmp_path / "flchain.csv"
     shutil.copy(flchain_csv, data)
     out = tmp_path / "releases"
-    proc = run("release", "--data", str(data), "--target", "death", "--drop", "futime,chapter", "--out", str(out),
-               cwd=tmp_path)
+    cheap = tmp_path / "cheap.json"  # reproduce re-runs the manifest's config: fewer attacks, four fast runs
+    cheap.write_text('{"link_attacks": 200}')
+    proc = run("release", "--data", str(data), "--target", "death", "--drop", "futime,chapter", "--config", str(cheap),
+               "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rel = Path(proc.stdout.split("published ")[1].strip())
     moved = tmp_path / "moved" / "flchain.csv"
@@ -148,8 +150,8 @@ def test_reproduce_from_a_moved_input_compares_the_bytes_on_disk(tmp_path, flcha
     forged = run("reproduce", str(rel), "--input", str(moved), cwd=tmp_path)
     assert forged.returncode == 1, forged.stderr
     assert "synthetic.parquet: bytes on disk differ" in forged.stderr
-    again = run("release", "--data", str(moved), "--target", "death", "--drop", "futime,chapter", "--out", str(out),
-                cwd=tmp_path)
+    again = run("release", "--data", str(moved), "--target", "death", "--drop", "futime,chapter", "--config", str(cheap),
+                "--out", str(out), cwd=tmp_path)
     assert again.returncode == 3 and "published" not in again.stdout
     assert "already exists with other contents" in again.stderr and "synthetic.parquet" in again.stderr
 
