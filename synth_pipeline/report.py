@@ -63,7 +63,7 @@ def _verdict(passed: Any) -> str:
 
 
 @lru_cache(maxsize=1)
-def environment():
+def _templates():
     from jinja2 import Environment, PackageLoader
     from markupsafe import Markup
 
@@ -75,7 +75,7 @@ def environment():
 
 
 def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(css=CSS, **context)
+    return _templates().get_template(template).render(css=CSS, **context)
 
 
 def with_sections(doc: Mapping[str, Any]) -> dict[str, Any]:
