@@ -196,3 +196,37 @@ def test_feature_extraction_is_cached_by_content_and_returns_copies():
     for i in range(CACHED_SETS + 1):
         extract(images + i + 1, net)
     assert len(net.cache) == CACHED_SETS
+
+
+# ---- subject-level uncertainty ---------------------------------------------------------------------
+def test_subject_bootstrap_keeps_a_subjects_slices_together():
+    from synth_pipeline.imaging.metrics.bootstrap import percentile_ci, subject_draws
+    from synth_pipeline.metrics.distances import wilson_interval
+
+    subjects = np.repeat(["a", "b", "c", "d"], 10)
+    memorised = (subjects == "a").astype(float)  # every slice matched to subject a is memorised, no other
+    draws = subject_draws(subjects, len(subjects), fake_subject=subjects, seed=1)
+    for real, fake in zip(draws.real, draws.fake):
+        np.testing.assert_array_equal(subjects[real], subjects[fake])  # paired: a slice travels with its subject
+        assert len(real) == 40 and all(np.sum(subjects[real] == s) % 10 == 0 for s in "abcd")
+    lo, hi = percentile_ci([memorised[f].mean() for f in draws.fake])
+    w_lo, w_hi = wilson_interval(10, 40)
+    assert lo <= 0.0 + 1e-12 and hi >= 0.5, "four subjects, one memorised: anything from none to half"
+    assert w_lo > 0.1 and w_hi < 0.45, "the slice-level interval would claim far more certainty"
+    again = subject_draws(subjects, len(subjects), fake_subject=subjects, seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(draws.fake, again.fake))
+    unpaired = subject_draws(subjects, 7, fake_subject=None, seed=1)
+    assert not unpaired.paired and all(len(f) == 7 and f.max() < 7 for f in unpaired.fake)
+
+
+def test_memorisation_and_fid_carry_subject_intervals(sets):
+    train, hold = sets["a"], sets["b"]
+    fake = noisy(hold.images, 0.05, seed=4)
+    res = {r.name: r for r in memorisation_metrics(fake, train, hold, seed=0, fake_subject=hold.subject)}
+    for name in ("memorisation_pixel", "dcr_share_feature"):
+        lo, hi = res[name].ci
+        assert lo <= res[name].value <= hi and hi > lo
+        assert res[name].detail["holdout_subjects"] == len(hold.subjects())
+    f, k = fid_kid(hold, fake, subsets=10, subset_size=30, seed=3, fake_subject=hold.subject)
+    assert f.ci[0] <= f.value <= f.ci[1] and f.detail["holdout_subjects"] == len(hold.subjects())
+    assert k.ci[0] < k.ci[1]

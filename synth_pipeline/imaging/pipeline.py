@@ -63,6 +63,15 @@ def sample_positions(holdout: SliceSet, cfg: MriConfig) -> np.ndarray:
     return np.sort(rng.choice(holdout.position, size=cfg.n_samples, replace=True)).astype(np.float32)
 
 
+def matched_subjects(fake: SliceSet, holdout: SliceSet) -> np.ndarray | None:
+    """The holdout subject each synthetic slice was generated for when sampling was position-matched
+    one to one (`sample_positions` without n_samples), else None: the subject bootstrap keeps a
+    synthetic slice with its subject."""
+    if len(fake) == len(holdout) and np.array_equal(fake.position, holdout.position.astype(np.float32)):
+        return holdout.subject
+    return None
+
+
 def synthetic_set(images: np.ndarray, positions: np.ndarray) -> SliceSet:
     n = len(images)
     return SliceSet(images.astype(np.float32), positions.astype(np.float32), np.array(["synthetic"] * n),
@@ -162,8 +171,10 @@ def evaluate(fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSe
     timing: dict[str, float] = {}
     net = feature_net()
     subset = min(1000, len(fake), len(holdout))
+    matched = matched_subjects(fake, holdout)
     (fid_m, kid_m), timing["fid_kid_s"] = timed(fid_kid, holdout, fake.images, net=net, seed=seed,
-                                                 subset_size=subset, compared="synthetic vs holdout")
+                                                 subset_size=subset, compared="synthetic vs holdout",
+                                                 fake_subject=matched)
     hold_f = extract(holdout.images, net)
     real_fid = fid(extract(train.images, net), hold_f)
     noise_fid = fid(extract(noise_reference(holdout, seed), net), hold_f)
@@ -174,7 +185,8 @@ def evaluate(fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSe
     (ssim_m, psnr_m), timing["similarity_s"] = timed(position_matched_similarity, fake.images, fake.position,
                                                      holdout, train, seed=seed)
     cond, timing["conditioning_s"] = timed(conditioning_mae, fake.images, fake.position, train, holdout, seed=seed)
-    mem, timing["memorisation_s"] = timed(memorisation_metrics, fake.images, train, holdout, net=net, seed=seed)
+    mem, timing["memorisation_s"] = timed(memorisation_metrics, fake.images, train, holdout, net=net, seed=seed,
+                                              fake_subject=matched)
     metrics = [fid_m, kid_m, ratio, ssim_m, psnr_m, cond, *mem]
     return {
         "dataset": train.meta["dataset"], "candidate_sha256": candidate_sha256(fake),

@@ -4,7 +4,8 @@ FID (Heusel et al. 2017): ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2) be
 to the two feature sets; 0 for identical sets, biased upwards at small n, so compare models at the
 same n. KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
 k(x, y) = (x.y / d + 1)^3, averaged over random subsets; ~0 (and sometimes negative) for two samples
-of one distribution, unbiased at any n. Both depend on the feature network (features.py): they are
+of one distribution, unbiased at any n. Both carry a 95% CI from a bootstrap over the real side's
+subjects (bootstrap.py), the FID/KID of each draw recomputed from the features. Both depend on the feature network (features.py): they are
 comparable only within one table, never with published Inception numbers.
 """
 
@@ -13,11 +14,14 @@ import warnings
 import numpy as np
 from scipy import linalg
 
+from synth_pipeline.imaging.metrics.bootstrap import percentile_ci, real_draws
 from synth_pipeline.imaging.metrics.features import FeatureNet, as_images, extract, feature_net
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
 
 SQRTM_EPS = 1e-6
+CI_DRAWS = 100  # each FID draw is a 256 x 256 matrix square root
+CI_KID_SUBSETS = 5
 
 
 def _stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,19 +73,21 @@ def kid(real_feats: np.ndarray, fake_feats: np.ndarray, subsets: int = 100, subs
 
 
 def fid_kid(real: "SliceSet | np.ndarray", fake: np.ndarray, *, net: FeatureNet | None = None, seed: int = 0,
-            subsets: int = 100, subset_size: int = 1000, compared: str = "synthetic vs real"
-            ) -> tuple[MetricResult, MetricResult]:
-    """FID and KID of generated slices against real ones (usually the holdout). FID has no CI (one
-    deterministic number); KID's ci is the 2.5-97.5 percentile range of its per-subset estimates."""
+            subsets: int = 100, subset_size: int = 1000, compared: str = "synthetic vs real",
+            fake_subject: np.ndarray | None = None) -> tuple[MetricResult, MetricResult]:
+    """FID and KID of generated slices against real ones (usually the holdout), each with a CI from
+    the subject-level bootstrap (`fake_subject`: the real subject each generated slice was matched
+    to, None when unmatched); a bare array of real slices counts each slice as a subject."""
     net = net or feature_net()
     real_f = extract(as_images(real, "real"), net)
     fake_f = extract(as_images(fake, "fake"), net)
-    info = {**net.info(), "n_real": len(real_f), "n_fake": len(fake_f)}
-    mean, std, values = kid(real_f, fake_f, subsets, subset_size, seed)
-    fid_result = MetricResult("fid", fid(real_f, fake_f), compared=compared, detail=info)
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    kid_result = MetricResult("kid", mean, ci=(float(lo), float(hi)), compared=compared,
-                              detail={**info, "std": std, "subsets": subsets,
-                                      "subset_size": min(subset_size, len(real_f), len(fake_f)), "seed": seed,
-                                      "ci": "2.5-97.5 percentiles of the per-subset estimates"})
+    draws = real_draws(real, len(fake_f), fake_subject=fake_subject, seed=seed, draws=CI_DRAWS)
+    size = min(subset_size, len(real_f), len(fake_f))
+    fids = [fid(real_f[r], fake_f[f]) for r, f in zip(draws.real, draws.fake)]
+    kids = [kid(real_f[r], fake_f[f], CI_KID_SUBSETS, size, seed)[0] for r, f in zip(draws.real, draws.fake)]
+    info = {**net.info(), "n_real": len(real_f), "n_fake": len(fake_f), **draws.info()}
+    mean, std, _ = kid(real_f, fake_f, subsets, subset_size, seed)
+    fid_result = MetricResult("fid", fid(real_f, fake_f), ci=percentile_ci(fids), compared=compared, detail=info)
+    kid_result = MetricResult("kid", mean, ci=percentile_ci(kids), compared=compared,
+                              detail={**info, "std": std, "subsets": subsets, "subset_size": size, "seed": seed})
     return fid_result, kid_result
