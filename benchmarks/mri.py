@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from synth_pipeline.imaging import pipeline  # noqa: E402
 from synth_pipeline.imaging.config import MriConfig  # noqa: E402
 from synth_pipeline.imaging.gates import judge_all  # noqa: E402
+from synth_pipeline.imaging.metrics.conditioning import fit_position_regressor  # noqa: E402
 from synth_pipeline.imaging.models.base import make_image_generator  # noqa: E402
 from synth_pipeline.imaging.slices import SliceSet  # noqa: E402
 from synth_pipeline.metrics.base import MetricResult  # noqa: E402
@@ -108,6 +109,7 @@ def run(args) -> list[dict]:
     slices = pipeline.ingest(cfg, pipeline.cache_dir())
     train, holdout = pipeline.split(slices, cfg)
     positions = pipeline.sample_positions(holdout, cfg)
+    regressor = fit_position_regressor(train, seed=cfg.seed)  # every row is scored by the same one
     rows, montage = [], {"real holdout": _Reference(holdout).sample(MONTAGE_POSITIONS, seed=0)}
     refs = {"fresh subjects (floor)": _fresh_subjects(cfg, args.seed + 100)}
     colin = _colin27(cfg)
@@ -117,7 +119,8 @@ def run(args) -> list[dict]:
         gen = _Reference(real)
         fake = pipeline.synthetic_set(gen.sample(positions, seed=0), positions)
         volume = pipeline.synthetic_volume(gen, train, cfg.seed)
-        rows.append(_row(name, pipeline.evaluate(fake, volume, train, holdout, seed=cfg.seed), cfg, reference=True))
+        report = pipeline.evaluate(fake, volume, train, holdout, seed=cfg.seed, regressor=regressor)
+        rows.append(_row(name, report, cfg, reference=True))
         _write(rows, args)
     overrides = dict(_param_arg(x) for x in args.params)
 
@@ -126,7 +129,8 @@ def run(args) -> list[dict]:
         images = gen.sample(positions, seed=cfg.seed + 1)
         sample_s = time.perf_counter() - t0
         fake = pipeline.synthetic_set(images, positions)
-        report = pipeline.evaluate(fake, pipeline.synthetic_volume(gen, train, cfg.seed), train, holdout, seed=cfg.seed)
+        report = pipeline.evaluate(fake, pipeline.synthetic_volume(gen, train, cfg.seed), train, holdout, seed=cfg.seed,
+                                   regressor=regressor)
         rows.append(_row(label, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
                          conditional=bool(gen.conditional), params=params))
         montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]

@@ -155,11 +155,13 @@ def real_neighbour_consistency(slices: SliceSet) -> float:
     return float(np.mean(values))
 
 
-def evaluate(fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSet, *, seed: int) -> dict[str, Any]:
+def evaluate(fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSet, *, seed: int,
+             regressor=None) -> dict[str, Any]:
     """Every image metric of one candidate, as JSON: FID/KID against the holdout (with the real
     train-vs-holdout and noise-vs-holdout FIDs for scale), `fid_ratio` for the fidelity gate,
     position-matched SSIM/PSNR, the conditioning error, memorisation in pixel and feature space, and
-    the assembled volume's neighbouring-slice consistency against real volumes'."""
+    the assembled volume's neighbouring-slice consistency against real volumes'. `regressor`: a position
+    regressor already fitted on `train` with `seed` (a benchmark scoring many models fits it once)."""
     from synth_pipeline.imaging.assemble import neighbour_consistency
     from synth_pipeline.imaging.metrics.conditioning import conditioning_mae
     from synth_pipeline.imaging.metrics.features import extract, feature_net
@@ -184,7 +186,8 @@ def evaluate(fake: SliceSet, volume: SliceSet, train: SliceSet, holdout: SliceSe
                                  "real_ratio": real_fid / noise_fid})
     (ssim_m, psnr_m), timing["similarity_s"] = timed(position_matched_similarity, fake.images, fake.position,
                                                      holdout, train, seed=seed)
-    cond, timing["conditioning_s"] = timed(conditioning_mae, fake.images, fake.position, train, holdout, seed=seed)
+    cond, timing["conditioning_s"] = timed(conditioning_mae, fake.images, fake.position, train, holdout, seed=seed,
+                                 regressor=regressor)
     mem, timing["memorisation_s"] = timed(memorisation_metrics, fake.images, train, holdout, net=net, seed=seed,
                                               fake_subject=matched)
     metrics = [fid_m, kid_m, ratio, ssim_m, psnr_m, cond, *mem]
