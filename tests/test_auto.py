@@ -1,0 +1,54 @@
+"""`--generator auto`: selection on a validation split carved from train, never the holdout."""
+
+import json
+
+import pytest
+
+from synth_pipeline.errors import BadInput, GeneratorError
+from synth_pipeline.generators import load_generator, make_generator
+
+
+@pytest.fixture(scope="module")
+def fitted(flchain_sample):
+    train, schema = flchain_sample
+    gen = make_generator("auto", candidates=["copy", "gaussian_copula", "smote"])
+    gen.fit(train, schema, target=schema.target, seed=0)
+    return gen
+
+
+def test_a_copy_is_never_chosen_however_useful(fitted):
+    rows = {r["generator"]: r for r in fitted.selection["candidates"]}
+    assert not rows["copy"]["passed"] and "dcr_gate refused" in rows["copy"]["reason"]
+    assert rows["copy"]["tstr_ratio"] >= max(rows["gaussian_copula"]["tstr_ratio"], rows["smote"]["tstr_ratio"]) - 0.05
+    chosen = fitted.selection["chosen"]
+    assert chosen != "copy" and rows[chosen]["passed"]
+    passing = [r for r in rows.values() if r["passed"]]
+    assert rows[chosen]["tstr_ratio"] == max(r["tstr_ratio"] for r in passing)
+    assert fitted.selection["validation_rows"] == 200 and fitted.selection["fit_rows"] == 800
+
+
+def test_the_choice_survives_save_and_load_and_samples_like_the_chosen_one(fitted, flchain_sample, tmp_path):
+    fitted.save(tmp_path / "g")
+    again = load_generator(tmp_path / "g")
+    assert again.selection == json.loads(json.dumps(fitted.selection, default=float))
+    assert again.sample(50, seed=3).equals(fitted.sample(50, seed=3))
+    chosen = make_generator(fitted.selection["chosen"])
+    train, schema = flchain_sample
+    chosen.fit(train, schema, target=schema.target, seed=0)  # refitted on all of train, as auto does
+    assert chosen.sample(50, seed=3).equals(fitted.sample(50, seed=3))
+
+
+def test_nothing_passing_refuses_with_every_reason(flchain_sample):
+    train, schema = flchain_sample
+    gen = make_generator("auto", candidates=["copy", "perturbed_copy"])
+    with pytest.raises(GeneratorError, match=r"no candidate passes.*copy: .*perturbed_copy: "):
+        gen.fit(train, schema, target=schema.target, seed=0)
+
+
+def test_bad_portfolios_are_one_line():
+    with pytest.raises(BadInput, match="other than 'auto'"):
+        make_generator("auto", candidates=["auto"])
+    with pytest.raises(BadInput, match="validation_fraction"):
+        make_generator("auto", validation_fraction=0.9)
+    with pytest.raises(BadInput, match="generator_params.candidates: unknown generator 'copula'; did you mean"):
+        make_generator("auto", candidates=["copula"])
