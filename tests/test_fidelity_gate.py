@@ -27,8 +27,8 @@ def _dependent(n: int, seed: int) -> pd.DataFrame:
     """Age, a flag that follows age, and a target that follows both: pair trends carry the table."""
     rng = np.random.default_rng(seed)
     age = rng.integers(20, 80, n)
-    flag = np.where(age + rng.normal(0, 5, n) > 50, "yes", "no")
-    target = np.where((flag == "yes") ^ (rng.random(n) < 0.1), "1", "0")
+    flag = np.where(age + rng.normal(0, 2, n) > 50, "yes", "no")
+    target = np.where((flag == "yes") ^ (rng.random(n) < 0.02), "1", "0")
     return pd.DataFrame({"age": age.astype(float), "flag": flag, "cls": target})
 
 
