@@ -238,6 +238,25 @@ def targets(rows, tables) -> list[str]:
     return out
 
 
+def fidelity_margins(rows, tables, generators) -> list[str]:
+    """How far each generator's column shapes / pair trends sit below the real-sample floor (the holdout's
+    own scores against train, same seed): the largest deficit over seeds, what fidelity_gate compares
+    with its margins (0.25). Computed from the rows, so runs from before the gate existed are judged too."""
+    out = ["| table | generator | seeds | largest shape deficit | largest trend deficit | within 0.25 |", "|---|---|---|---|---|---|"]
+    for t in tables:
+        ref = {r["seed"]: r for r in _reference_rows(rows, t)}
+        for g in generators:
+            ok = [r for r in rows if r["table"] == t and r["generator"] == g and not r["error"] and r["seed"] in ref
+                  and r.get("shape_err") is not None and r.get("trend_err") is not None]
+            if not ok:
+                continue
+            shape = max(r["shape_err"] - ref[r["seed"]]["shape_err"] for r in ok)
+            trend = max(r["trend_err"] - ref[r["seed"]]["trend_err"] for r in ok)
+            out.append(f"| {t} | {g} | {','.join(str(r['seed']) for r in ok)} | {shape:+.3f} | {trend:+.3f} | "
+                       f"{'yes' if max(shape, trend) <= 0.25 else '**no**'} |")
+    return out
+
+
 def write_md(path: Path, rows, args, started, done: bool):
     tables = [t for t in args.tables if any(r["table"] == t for r in rows)]
     L = ["# Generator benchmark (issue 4)", "", *([args.note, ""] if getattr(args, "note", "") else []),
@@ -282,6 +301,9 @@ def write_md(path: Path, rows, args, started, done: bool):
             L += ["", "Copy filter: sampled rows equal to a rare training row, redrawn or removed: "
                   + ", ".join(f"{g} {c}" for g, c in copies) + "."]
         L.append("")
+    L += ["## Fidelity against the real-sample floor", "",
+          "Deficit = the generator's shape (trend) error minus the real holdout's on the same split; fidelity_gate "
+          "refuses a deficit above 0.25 on either.", ""] + fidelity_margins(rows, tables, args.generators) + [""]
     L += ["## Diffusion targets check", ""] + targets(rows, tables) + [""]
     if getattr(args, "after", None):
         L += [Path(args.after).read_text().strip(), ""]
