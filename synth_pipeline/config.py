@@ -76,9 +76,9 @@ class ThresholdSet(Settings):
 
 
 def _margin(default: float, description: str) -> Any:
-    """A fidelity margin below the real-sample floor. Capped at FIDELITY_MARGIN_CAP so no config can
-    switch the gate off: one training row repeated scores pair trends at least 0.51 below the floor
-    on every bundled and coarse table (benchmarks/GENERATORS.md, Fidelity gate)."""
+    """A fidelity margin below the real-sample floor. Capped at FIDELITY_MARGIN_CAP, under the deficit of
+    one training row repeated on every table measured (benchmarks/GENERATORS.md, Coarse tables and the
+    fidelity gate), so no config can switch the gate off."""
     return Field(default, ge=0.0, le=FIDELITY_MARGIN_CAP, description=description)
 
 

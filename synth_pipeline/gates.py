@@ -222,9 +222,8 @@ def fidelity_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
     """Refuses a collapsed candidate: its column shapes and column pair trends (SDMetrics, synthetic vs
     train) may sit at most t.fidelity_shape_margin_max / t.fidelity_trend_margin_max below the
     real-sample floor, the same scores of the real holdout against train (`<name>_floor`), measured on
-    this table. The margins come from benchmarks/GENERATORS.md: every generator that publishes on a
-    bundled table sits within 0.21 of the floor; the collapsed diffusion model (issue 14) sat at least
-    0.31 below it on pair trends and one training row repeated sits at least 0.51 below."""
+    this table. The margins sit between what publishes and what collapsed in benchmarks/GENERATORS.md
+    (Coarse tables and the fidelity gate)."""
     gate = "fidelity_gate"
     names = ("column_shapes", "column_pair_trends", "column_shapes_floor", "column_pair_trends_floor")
     found = require_metrics(gate, metrics, names)

@@ -184,10 +184,10 @@ def test_small_tables_get_dropout_by_default(data, tmp_path):
 
 
 def test_no_collapse_on_a_coarse_table(data):
-    """Issue 14: on age plus three binary flags the model once collapsed (column shapes 0.755, pair
-    trends 0.574, C2ST 0.961 on 602 ACTG175 rows) because it redrew every row equal to any training
-    row, and on so few distinct combinations nearly every faithful row is one. The model keeps such
-    rows (the pipeline's rare-copy filter judges them) and scores like the copula, within the gate."""
+    """Issue 14: on age plus three binary flags the model once collapsed because it redrew every row
+    equal to any training row, and on so few distinct combinations nearly every faithful row is one
+    (benchmarks/GENERATORS.md). The model keeps such rows (the pipeline's rare-copy filter judges them)
+    and scores like the copula, within the fidelity gate."""
     from synth_pipeline import preprocess
     from synth_pipeline.config import RunConfig
     from synth_pipeline.evaluation import run_gate
