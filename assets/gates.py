@@ -27,6 +27,8 @@ DESCRIPTIONS = {
     "tstr_gate": "Best TSTR AUROC on the real holdout >= ratio x best TRTR AUROC.",
     "inference_gate": "anonymeter attribute inference of the target and each sensitive column: lower end of each "
                       "risk's 95% CI within the threshold, with attacks enough to catch a copy.",
+    "fidelity_gate": "Column shapes and pair trends (synthetic vs train) within a margin of the real holdout's own "
+                     "scores against train (the real-sample floor): refuses a collapsed candidate.",
 }
 
 

@@ -75,6 +75,16 @@ class ThresholdSet(Settings):
         return out
 
 
+def _margin(default: float, description: str) -> Any:
+    """A fidelity margin below the real-sample floor. Capped at FIDELITY_MARGIN_CAP, under the deficit of
+    one training row repeated on every table measured (benchmarks/GENERATORS.md, Coarse tables and the
+    fidelity gate), so no config can switch the gate off."""
+    return Field(default, ge=0.0, le=FIDELITY_MARGIN_CAP, description=description)
+
+
+FIDELITY_MARGIN_CAP = 0.4
+
+
 class Thresholds(ThresholdSet):
     """Gate thresholds (DESIGN.md). A candidate publishes only when every one holds."""
 
@@ -87,6 +97,10 @@ class Thresholds(ThresholdSet):
     tstr_ratio_min: float = _unit(0.90, "tstr_gate: best TSTR AUROC / best TRTR AUROC")
     inference_ci_low_max: float = _unit(0.25, "inference_gate: lower end of the 95% CI of anonymeter's "
                                               "attribute-inference risk (benchmarks/PRIVACY_GATES.md)")
+    fidelity_shape_margin_max: float = _margin(0.25, "fidelity_gate: column shapes may sit at most this far below "
+                                                     "the real holdout's own column shapes against train (the floor)")
+    fidelity_trend_margin_max: float = _margin(0.25, "fidelity_gate: column pair trends may sit at most this far "
+                                                     "below the real holdout's own pair trends against train")
 
 
 class RunConfig(Settings):

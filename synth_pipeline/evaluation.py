@@ -1,14 +1,17 @@
 """What the gates and reports compute, in one place, for the Dagster checks and the CLI alike."""
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pandas as pd
 
 from synth_pipeline.config import RunConfig
-from synth_pipeline.gates import GateResult, dcr_gate, inference_gate, linkability_gate, tstr_gate
+from synth_pipeline.gates import (
+    FIDELITY_FLOOR, GateResult, dcr_gate, fidelity_gate, inference_gate, linkability_gate, tstr_gate,
+)
 from synth_pipeline.metrics.attacks import inference, singling_out
 from synth_pipeline.metrics.base import MetricResult, missing
-from synth_pipeline.metrics.fidelity import fidelity_metrics
+from synth_pipeline.metrics.fidelity import column_pair_trends, column_shapes, fidelity_metrics
 from synth_pipeline.metrics.privacy import dcr_metrics, linkability
 from synth_pipeline.metrics.utility import augmentation, tstr
 from synth_pipeline.schema import Schema
@@ -71,8 +74,22 @@ def _inference(candidate, train, holdout, schema, cfg) -> GateResult:
     return inference_gate(inference(train, holdout, candidate, schema, seed=cfg.seed), cfg.thresholds)
 
 
+def fidelity_floor_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """Column shapes and pair trends of the candidate against train, and of the real holdout against
+    train (`<name>_floor`): what an independent real sample of this table scores."""
+    def scores(rows: pd.DataFrame) -> list[MetricResult]:
+        return [column_shapes(train, rows, schema), column_pair_trends(train, rows, schema, seed=cfg.seed)]
+
+    floor = [replace(m, name=f"{m.name}_floor", compared=FIDELITY_FLOOR) for m in scores(holdout.reset_index(drop=True))]
+    return scores(candidate) + floor
+
+
+def _fidelity(candidate, train, holdout, schema, cfg) -> GateResult:
+    return fidelity_gate(fidelity_floor_metrics(candidate, train, holdout, schema, cfg), cfg.thresholds)
+
+
 GATE_EVALUATORS: dict[str, GateEvaluator] = {"dcr_gate": _dcr, "linkability_gate": _linkability, "tstr_gate": _tstr,
-                                             "inference_gate": _inference}
+                                             "inference_gate": _inference, "fidelity_gate": _fidelity}
 
 
 def run_gate(name: str, candidate, train, holdout, schema: Schema, cfg: RunConfig) -> GateResult:

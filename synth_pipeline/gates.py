@@ -213,3 +213,31 @@ def tstr_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
               f"({d['best_tstr_family']}) {'≥' if ok else '<'} {t.tstr_ratio_min:.2f} × best TRTR AUROC "
               f"{d['best_trtr']:.3f} ({d['best_trtr_family']}), ratio {ratio.value:.3f}.")
     return GateResult(gate, ok, reason, (with_verdict(ratio, t.tstr_ratio_min, ok), *context))
+
+
+FIDELITY_FLOOR = "real holdout vs train"
+
+
+def fidelity_gate(metrics: Sequence[MetricResult], t: Thresholds) -> GateResult:
+    """Refuses a collapsed candidate: its column shapes and column pair trends (SDMetrics, synthetic vs
+    train) may sit at most t.fidelity_shape_margin_max / t.fidelity_trend_margin_max below the
+    real-sample floor, the same scores of the real holdout against train (`<name>_floor`), measured on
+    this table. The margins sit between what publishes and what collapsed in benchmarks/GENERATORS.md
+    (Coarse tables and the fidelity gate)."""
+    gate = "fidelity_gate"
+    names = ("column_shapes", "column_pair_trends", "column_shapes_floor", "column_pair_trends_floor")
+    found = require_metrics(gate, metrics, names)
+    if isinstance(found, GateResult):
+        return found
+    checks, judged = [], []
+    for name, margin, label in (("column_shapes", t.fidelity_shape_margin_max, "column shapes"),
+                                ("column_pair_trends", t.fidelity_trend_margin_max, "pair trends")):
+        value, floor = metric_value(found[name]), metric_value(found[f"{name}_floor"])
+        bound = floor - margin
+        ok = value >= bound
+        checks.append((ok, f"{label} {value:.3f} {'≥' if ok else '<'} {bound:.3f} (floor {floor:.3f} − {margin:.2f})"))
+        judged += [with_verdict(found[name], bound, ok), found[f"{name}_floor"]]
+    passed, reason = verdict_sentence(gate, checks)
+    rule = (f"column shapes ≥ the {FIDELITY_FLOOR} column shapes − {t.fidelity_shape_margin_max:g} and pair trends "
+            f"≥ the {FIDELITY_FLOOR} pair trends − {t.fidelity_trend_margin_max:g}")
+    return GateResult(gate, passed, reason, tuple(judged), rule)

@@ -28,7 +28,7 @@ from synth_pipeline.errors import BadInput
 from synth_pipeline.hashing import file_sha256
 from synth_pipeline.signing import SIGNATURE_FILE, load_signing_key, signature_document, signing_fields
 
-GATES = ("dcr_gate", "linkability_gate", "tstr_gate", "inference_gate")
+GATES = ("dcr_gate", "linkability_gate", "tstr_gate", "inference_gate", "fidelity_gate")
 RELEASE_FILES = ("synthetic.parquet", "report.html", "manifest.json")
 MRI_RELEASE_FILES = ("synthetic_slices.nii", "positions.csv", "montage.png", "report.html", "manifest.json")
 REQUIRED_FILES = {"tabular": RELEASE_FILES, "mri": MRI_RELEASE_FILES}  # by the manifest's "arm"

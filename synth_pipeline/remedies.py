@@ -77,6 +77,12 @@ def remedy(gate: str, *, reason: str, generator: str, detail: Mapping | None = N
         return (f"The synthetic rows do not predict the target well enough: try --generator {alt.generator} "
                 f"(TSTR/TRTR {alt.tstr_ratio} on the bundled tables), or give the generator more rows.")
     if gate == "fidelity_gate":
-        alt = _alternative(generator, ("gaussian_copula", "diffusion"))
-        return f"The candidate collapsed below the real-sample fidelity floor: try --generator {alt.generator}."
+        alt = _alternative(generator, ("diffusion", "gaussian_copula"))
+        worst = detail.get("worst")
+        where = f" (worst column: '{worst}')" if worst and "column shapes" in reason.split(";")[0] else ""
+        return (f"The synthetic columns{where} or their pairwise relations are much further from the training rows "
+                f"than a fresh real sample of this table is: the generator collapsed. Try --generator "
+                f"{alt.generator} (published {alt.published} benchmark runs, shape and trend errors at the real-sample "
+                f"floor); on few coarse columns, the copy filter's record in the manifest (copy_filter) says how "
+                f"many rows it had to redraw.")
     return "Read the gate's reason above; re-run with another generator or more rows."

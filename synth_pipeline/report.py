@@ -32,6 +32,7 @@ td.gate-pass{color:#176117;font-weight:600} td.gate-fail{color:#a11;background:#
 _ORDER = {"fidelity": 0, "utility": 1, "privacy": 2}  # fixed, whatever the manifest's key order
 GATE_NAMES = {"dcr_gate": "distance to closest record", "linkability_gate": "linkability",
               "tstr_gate": "train-synthetic-test-real utility", "inference_gate": "attribute inference",
+              "fidelity_gate": "fidelity against the real-sample floor",
               "copy_filter": "rare-row copy filter", "generator": "generator", "release": "release check",
               "mri_memorisation_gate": "memorisation", "mri_fidelity_gate": "fidelity"}
 # What each report-only risk measures, in one line (docs/metrics.md has the full glossary).

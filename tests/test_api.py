@@ -84,7 +84,8 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert result.verdict == "published", result.message
     assert result.release_dir.parent == tmp_path / "releases" / "actg175"
     assert (result.release_dir / "synthetic.parquet").is_file() and result.manifest_path.is_file()
-    assert [g.gate for g in result.gates] == ["dcr_gate", "linkability_gate", "tstr_gate", "inference_gate"]
+    assert [g.gate for g in result.gates] == ["dcr_gate", "linkability_gate", "tstr_gate", "inference_gate",
+                                              "fidelity_gate"]
     assert all(g.passed for g in result.gates)
     assert result.run_id in result.manifest_path.read_text()
     assert "days" not in pd.read_parquet(result.release_dir / "synthetic.parquet").columns
@@ -107,7 +108,7 @@ def test_a_refused_release_returns_every_gate_and_the_refusal_record(tmp_path):
     assert result.refusal_record == tmp_path / "actg175" / "refusals" / f"{result.run_id}.json"
     assert result.refusal_record.is_file()
     gates = {g.gate: g for g in result.gates}
-    assert {"dcr_gate", "linkability_gate", "tstr_gate", "inference_gate"} <= set(gates)  # passing ones too
+    assert {"dcr_gate", "linkability_gate", "tstr_gate", "inference_gate", "fidelity_gate"} <= set(gates)  # passing ones too
     assert gates["tstr_gate"].passed  # a near-copy predicts as well as the real rows
     assert not gates["dcr_gate"].passed and gates["dcr_gate"].metrics
     assert "dcr_gate" in result.message

@@ -25,6 +25,8 @@ CLI = [sys.executable, "-m", "synth_pipeline.cli"]
 
 @pytest.mark.parametrize(("body", "field"), [
     ('{"thresholds": {"memorisation_max": 5}}', "thresholds.memorisation_max"),          # switches the gate off
+    ('{"thresholds": {"fidelity_trend_margin_max": 1.0}}', "thresholds.fidelity_trend_margin_max"),  # would pass anything
+    ('{"thresholds": {"fidelity_shape_margin_max": null}}', "thresholds.fidelity_shape_margin_max"),  # no "gate off"
     ('{"thresholds": {"linkability_ci_high_max": Infinity}}', "thresholds.linkability_ci_high_max"),
     ('{"thresholds": {"dcr_share_max": NaN}}', "thresholds.dcr_share_max"),
     ('{"thresholds": {"memorisation_max": "0.1"}}', "thresholds.memorisation_max"),      # a string, not a number

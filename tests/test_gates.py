@@ -6,7 +6,7 @@ import json
 import pytest
 
 from synth_pipeline.config import Thresholds
-from synth_pipeline.gates import GateResult, dcr_gate, inference_gate, linkability_gate, tstr_gate
+from synth_pipeline.gates import GateResult, dcr_gate, fidelity_gate, inference_gate, linkability_gate, tstr_gate
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.distances import newcombe_difference
 from synth_pipeline.metrics.evidence import copy_lower, risk_interval
@@ -202,3 +202,27 @@ def test_sensitive_columns_and_the_inference_threshold_in_the_config():
     assert gate_settings_sha256(cfg) != gate_settings_sha256(cfg.with_overrides(sensitive_columns=()))
     with pytest.raises(BadInput, match="inference_ci_low_max: Input should be less than or equal to 1"):
         RunConfig.from_dict({"thresholds": {"inference_ci_low_max": 1.5}})
+
+
+def fid(shapes, trends, floor_shapes=0.98, floor_trends=0.96):
+    return [MetricResult("column_shapes", shapes), MetricResult("column_pair_trends", trends),
+            MetricResult("column_shapes_floor", floor_shapes), MetricResult("column_pair_trends_floor", floor_trends)]
+
+
+def test_fidelity_gate_refuses_below_the_floor_minus_the_margin_and_says_which():
+    assert fidelity_gate(fid(0.98 - T.fidelity_shape_margin_max, 0.96 - T.fidelity_trend_margin_max), T).passed
+    collapsed = fidelity_gate(fid(0.755, 0.574, 0.977, 0.942), T)  # issue 14's collapsed diffusion, measured
+    assert not collapsed.passed
+    assert "pair trends 0.574 < 0.692 (floor 0.942 − 0.25)" in collapsed.reason and "holds: column shapes" in collapsed.reason
+    trends = next(m for m in collapsed.metrics if m.name == "column_pair_trends")
+    assert trends.threshold == pytest.approx(0.692) and trends.passed is False
+    assert not fidelity_gate(fid(0.70, 0.95), T).passed  # shapes alone can refuse
+    tight = T.with_overrides(fidelity_trend_margin_max=0.0)
+    assert not fidelity_gate(fid(0.98, 0.95), tight).passed and fidelity_gate(fid(0.98, 0.96), tight).passed
+
+
+def test_fidelity_gate_refuses_without_its_floor():
+    no_floor = fidelity_gate(fid(0.99, 0.99)[:2], T)
+    assert not no_floor.passed and "column_shapes_floor was not provided" in no_floor.reason
+    broken = fidelity_gate(fid(0.99, 0.99)[:3] + [missing("column_pair_trends_floor", "holdout empty")], T)
+    assert not broken.passed and "holdout empty" in broken.reason

@@ -42,8 +42,8 @@ def test_definitions_load_with_the_contract_names():
                     "mri_slices", "mri_train_slices", "mri_holdout_slices", "mri_fitted_generator",
                     "mri_synthetic_slices", "mri_synthetic_volume", "mri_image_metrics", "mri_release"}
     checks = {c.name for c in repo.asset_graph.asset_check_keys}
-    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "inference_gate", "mri_memorisation_gate",
-                      "mri_fidelity_gate"}
+    assert checks == {"dcr_gate", "linkability_gate", "tstr_gate", "inference_gate", "fidelity_gate",
+                      "mri_memorisation_gate", "mri_fidelity_gate"}
     groups = {k.to_user_string(): repo.asset_graph.get(k).group_name for k in repo.asset_graph.get_all_asset_keys()}
     assert {k for k, g in groups.items() if g == "mri"} == {k for k in keys if k.startswith("mri_")}
     assert repo.asset_graph.get(dg.AssetKey("raw_table")).parent_keys == {dg.AssetKey("raw_input")}  # input hash in lineage
@@ -59,7 +59,7 @@ def test_default_release_passes_all_gates_and_is_audited(tmp_path, data):
     [rel] = _published_dirs(out)
     manifest = json.loads((rel / "manifest.json").read_text())
     assert {g["gate"]: g["passed"] for g in manifest["gates"]} == {
-        "dcr_gate": True, "linkability_gate": True, "tstr_gate": True, "inference_gate": True}
+        "dcr_gate": True, "linkability_gate": True, "tstr_gate": True, "inference_gate": True, "fidelity_gate": True}
     inference = next(g for g in manifest["gates"] if g["gate"] == "inference_gate")
     declared = load_dataset(data).schema
     assert {m["name"] for m in inference["metrics"]} == {f"inference[{c}]" for c in (declared.target, *declared.sensitive)}

@@ -21,3 +21,12 @@ def test_lack_of_evidence_asks_for_rows_only_when_a_checked_number_exists():
     without = remedy("linkability_gate", reason=reason, generator="gaussian_copula", detail={})
     assert "640" in with_rows and "holdout rows" in with_rows
     assert "too small" in without and "rows would be needed" not in without
+
+
+def test_a_collapsed_candidate_is_sent_to_the_high_fidelity_generator_naming_the_worst_column():
+    reason = "fidelity_gate refused: column shapes 0.700 < 0.730 (floor 0.980 − 0.25); holds: pair trends"
+    text = remedy("fidelity_gate", reason=reason, generator="tvae", detail={"worst": "kappa"})
+    assert "--generator diffusion" in text and "'kappa'" in text and "collapsed" in text
+    trends_only = remedy("fidelity_gate", reason="fidelity_gate refused: pair trends 0.5 < 0.69", generator="tvae",
+                         detail={"worst": "kappa"})
+    assert "kappa" not in trends_only
