@@ -111,8 +111,8 @@ def run(args) -> list[dict]:
     positions = pipeline.sample_positions(holdout, cfg)
     regressor = fit_position_regressor(train, seed=cfg.seed)  # every row is scored by the same one
     rows, montage = [], {"real holdout": _Reference(holdout).sample(MONTAGE_POSITIONS, seed=0)}
-    refs = {"fresh subjects (floor)": _fresh_subjects(cfg, args.seed + 100)}
-    colin = _colin27(cfg)
+    refs = {"fresh subjects (floor)": _fresh_subjects(cfg, args.seed + 100)} if args.references else {}
+    colin = _colin27(cfg) if args.references else None
     if colin is not None:
         refs["colin27 (real, external)"] = colin
     for name, real in refs.items():
@@ -264,6 +264,8 @@ def main() -> None:
     p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
     p.add_argument("--raw", default=None)
     p.add_argument("--note", default="")
+    p.add_argument("--no-references", dest="references", action="store_false",
+                   help="skip the fresh-subjects and Colin27 reference rows (quick checks)")
     p.add_argument("--from-raw", nargs="+", default=None, help="render one report from these --raw files")
     args = p.parse_args()
     from_raw(args) if args.from_raw else run(args)

@@ -18,7 +18,7 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_gpu_check_runs_both_models_on_cpu_at_the_tiny_budget(tmp_path):
-    done = _run(tmp_path, BUDGET="tiny", DEVICE="cpu", SUBJECTS="4")
+    done = _run(tmp_path, BUDGET="tiny", DEVICE="cpu", SUBJECTS="4", REFERENCES="0", LIMIT_S="840")
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "out"
     rows = {r["model"]: r for r in json.loads((out / "mri_gpu_check.json").read_text())}

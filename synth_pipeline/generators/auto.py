@@ -2,10 +2,10 @@
 
 Selection never sees the holdout the gates judge with: a seeded, stratified validation split is
 carved from the training rows (`validation_fraction`), every candidate is fitted on the rest and
-sampled, and each is scored on that validation split with the pipeline's own metrics — TSTR / TRTR
-(`tstr_ratio`, what the utility gate reads) and the DCR metrics judged by the DCR gate with the
-default thresholds. The most useful candidate that passes is then refitted on all training rows,
-and the run's gates judge it on the holdout like any other generator. `selection` (every
+sampled, and judged on that validation split by the pipeline's own DCR, TSTR and fidelity gates
+(default thresholds; anonymeter's slower attacks judge only the winner). The candidate with the
+highest validation TSTR / TRTR among those that pass is refitted on all training rows, and the run's
+gates judge it on the holdout like any other generator. `selection` (every
 candidate's utility, privacy and fit time, and the choice) goes into the manifest and the report.
 """
 
@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from synth_pipeline.config import Thresholds
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import BaseGenerator, load_generator, make_generator, register
 from synth_pipeline.registry import check_name
 
 PORTFOLIO = ("gaussian_copula", "diffusion", "tvae")
 DP_CANDIDATE = "mst"  # joins the portfolio when generator_params set epsilon
+SCREEN_GATES = ("dcr_gate", "tstr_gate", "fidelity_gate")  # exact and quick; anonymeter's gates judge the winner
 SELECTION_FILE = "selection.json"
 CHOSEN_DIR = "chosen"
 
@@ -58,15 +58,15 @@ class AutoGenerator(BaseGenerator):
         return make_generator(name, device=self.device, **self._candidate_params(name))
 
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
-        from synth_pipeline.gates import dcr_gate
-        from synth_pipeline.metrics.privacy import dcr_metrics
-        from synth_pipeline.metrics.utility import tstr
+        from synth_pipeline.config import RunConfig
+        from synth_pipeline.evaluation import run_gate
         from synth_pipeline.preprocess import split
 
         try:
             carved = split(table, self.schema, holdout_fraction=self.params["validation_fraction"], seed=seed)
         except BadInput as e:
             raise GeneratorError(f"auto: cannot carve a validation split from train ({e})") from None
+        screen = RunConfig(seed=seed)  # default thresholds; the run's own judge the winner on the holdout
         rows = []
         for name in self.params["candidates"]:
             start = time.perf_counter()
@@ -78,25 +78,26 @@ class AutoGenerator(BaseGenerator):
                 rows.append({"generator": name, "passed": False, "reason": f"did not fit: {e}"})
                 continue
             fit_s = time.perf_counter() - start
-            utility = next(m for m in tstr(carved.train, carved.holdout, synthetic, self.schema, seed=seed)
-                           if m.name == "tstr_ratio")
-            privacy = dcr_metrics(carved.train, carved.holdout, synthetic, self.schema, seed=seed)
-            gate = dcr_gate(privacy, Thresholds())
-            by_name = {m.name: m.value for m in privacy}
-            rows.append({"generator": name, "tstr_ratio": utility.value, "tstr_ratio_ci": utility.ci,
-                         "dcr_share": by_name["dcr_share"], "memorisation_rate": by_name["memorisation_rate"],
-                         "passed": gate.passed and utility.value is not None, "reason": gate.reason,
+            gates = [run_gate(g, synthetic, carved.train, carved.holdout, self.schema, screen) for g in SCREEN_GATES]
+            metrics = {m.name: m for g in gates for m in g.metrics}
+            refused = [g.reason for g in gates if not g.passed]
+            rows.append({"generator": name, "tstr_ratio": metrics["tstr_ratio"].value,
+                         "tstr_ratio_ci": metrics["tstr_ratio"].ci, "dcr_share": metrics["dcr_share"].value,
+                         "memorisation_rate": metrics["memorisation_rate"].value,
+                         "column_pair_trends": metrics["column_pair_trends"].value,
+                         "passed": not refused, "reason": " ".join(refused) or "passes " + ", ".join(SCREEN_GATES),
                          "fit_seconds": round(fit_s, 1)})
         passing = [r for r in rows if r["passed"]]
         if not passing:
             reasons = "; ".join(f"{r['generator']}: {r['reason']}" for r in rows)
-            raise GeneratorError(f"auto: no candidate passes the privacy screen on the validation split ({reasons})")
+            raise GeneratorError(f"auto: no candidate passes the screen on the validation split ({reasons})")
         best = max(passing, key=lambda r: r["tstr_ratio"])  # the first of equals, in portfolio order
         self.chosen = self._make(best["generator"])
         self.chosen.fit(table, self.schema, target=self.target, seed=seed)
         self.selection = {"chosen": best["generator"], "validation_rows": len(carved.holdout),
-                          "fit_rows": len(carved.train), "rule": "highest validation tstr_ratio among candidates "
-                          "whose validation DCR metrics pass dcr_gate (default thresholds)", "candidates": rows}
+                          "fit_rows": len(carved.train), "screen": list(SCREEN_GATES),
+                          "rule": "highest validation tstr_ratio among the candidates that pass every screen gate "
+                                  "on the validation split (default thresholds)", "candidates": rows}
 
     @property
     def privacy(self) -> dict[str, Any] | None:
