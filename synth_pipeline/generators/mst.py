@@ -185,6 +185,17 @@ def compress(domain: Domain, y: np.ndarray, threshold: float) -> list[list[int]]
     return groups
 
 
+def denoised_mass(domain: Domain, y: np.ndarray, sigma: float) -> np.ndarray:
+    """Per-value mass from noisy counts `y` (noise sigma): compressed as `compress`, each group's count
+    zeroed below 3 sigma of its own noise, and spread evenly over its members (post-processing)."""
+    groups = compress(domain, y, SUPPORT_SIGMAS * sigma)
+    mass = MSTGenerator._group_mass(y, groups, sigma)
+    out = np.zeros(domain.size)
+    for g, m in zip(groups, mass):
+        out[g] = m / len(g)
+    return out
+
+
 def coarsen(domain: Domain, groups: list[list[int]], mass: np.ndarray, pair_bins: int) -> list[int]:
     """For each group its index in the coarse domain the tree works on: categorical groups stay as
     they are; ordered bin groups are cut into <= pair_bins runs of about equal (noisy) mass; the
