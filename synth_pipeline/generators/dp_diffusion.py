@@ -22,9 +22,9 @@ A requested ε whose noise multiplier would exceed `max_noise_multiplier` (or th
 is refused with the reason (GeneratorError: a refusal, exit 3).
 """
 
+import json
 import math
-from typing import Any
-
+from pathlib import Path
 import numpy as np
 import pandas as pd
 
@@ -36,7 +36,7 @@ from synth_pipeline.generators.dp_budget import (DEFAULT_DELTA, DEFAULT_EPSILON,
                                                  check_budget)
 from synth_pipeline.generators.encoding import TableEncoder
 from synth_pipeline.generators.mst import denoised_mass, public_domain
-from synth_pipeline.nn.training import DPTraining
+from synth_pipeline.nn.training import DPTraining, write_json
 from synth_pipeline.schema import Schema
 
 N_QUANTILES = 1000
@@ -46,14 +46,19 @@ N_QUANTILES = 1000
 class DPDiffusionGenerator(DiffusionGenerator):
     name = "dp_diffusion"
     summary = "our tabular diffusion trained with DP-SGD (Opacus) for an (ε, δ) guarantee; public bounds only"
+    PRIVACY_FILE = "privacy.json"
 
     def __init__(self, epsilon: float = DEFAULT_EPSILON, delta: float = DEFAULT_DELTA, epochs: int = 100,
                  batch_size: int = 256, lr: float = 2e-3, hidden: int = 128, n_layers: int = 3, dropout: float = 0.0,
                  max_grad_norm: float = 1.0, accountant: str = "prv", preprocess_share: float = 0.1,
                  max_noise_multiplier: float = 10.0, bins: int = 64, sample_steps: int = 100,
                  guidance_scale: float = 1.0, eta: float = 1.0, cond_dropout: float = 0.1, ema_decay: float = 0.999,
-                 bounds: dict[str, list[float]] | None = None, categories: dict[str, list[str]] | None = None) -> None:
+                 bounds: dict[str, list[float]] | None = None, categories: dict[str, list[str]] | None = None,
+                 patience: None = None, val_fraction: float = 0.0, checkpoint_dir: None = None) -> None:
         check_budget(self.name, epsilon, delta)
+        if patience is not None or val_fraction != 0.0 or checkpoint_dir is not None:
+            raise BadInput("generator 'dp_diffusion': trains on every row for `epochs` epochs; patience, val_fraction "
+                           "and checkpoint_dir would read rows outside the budget or lose its accounting")
         if accountant not in ("prv", "rdp") or not 0 < preprocess_share < 1:
             raise BadInput(f"generator 'dp_diffusion': accountant must be 'prv' or 'rdp' and preprocess_share in "
                            f"(0, 1) (got {accountant!r}, {preprocess_share})")
@@ -145,18 +150,10 @@ class DPDiffusionGenerator(DiffusionGenerator):
             details={"epsilon_preprocess": eps_pre, "epsilon_sgd_target": eps_sgd, "delta_each": delta,
                      "preprocess": self._pre, "sgd": dp}).to_dict()
 
-    def _save_state(self, path) -> list[str]:
-        files = super()._save_state(path)
-        from synth_pipeline.nn.training import write_json
+    def _save_state(self, path: Path) -> list[str]:
+        write_json(path / self.PRIVACY_FILE, self.privacy)
+        return super()._save_state(path) + [self.PRIVACY_FILE]
 
-        write_json(path / "privacy.json", self.privacy)
-        return files + ["privacy.json"]
-
-    def _load_state(self, path) -> None:
-        import json
-
+    def _load_state(self, path: Path) -> None:
         super()._load_state(path)
-        self.privacy = json.loads((path / "privacy.json").read_text())
-
-    def _config(self, n_rows: int, seed: int) -> dict[str, Any]:
-        return super()._config(n_rows, seed)
+        self.privacy = json.loads((path / self.PRIVACY_FILE).read_text())

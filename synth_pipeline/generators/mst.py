@@ -125,7 +125,8 @@ def bin_edges(spec: ColumnSpec, lo: float, hi: float, bins: int) -> tuple[float,
     edges = lo + np.expm1(np.linspace(0.0, math.log1p(hi - lo), bins + 1))
     if spec.kind == "integer":
         edges = np.unique(np.concatenate([[lo - 0.5], np.round(edges[1:-1]) + 0.5, [hi + 0.5]]))
-    edges[0], edges[-1] = min(edges[0], lo), max(edges[-1], hi)
+    else:
+        edges[0], edges[-1] = lo, hi
     return tuple(float(e) for e in edges)
 
 
@@ -214,6 +215,11 @@ def coarsen(domain: Domain, groups: list[list[int]], mass: np.ndarray, pair_bins
     return out
 
 
+def gaussian_noise(rng: np.random.Generator, sigma: float, shape) -> np.ndarray:
+    """The Gaussian mechanism's noise: N(0, sigma^2) per cell (every noisy count goes through here)."""
+    return rng.normal(0.0, sigma, shape)
+
+
 def exponential_mechanism(scores: np.ndarray, eps: float, sensitivity: float, rng: np.random.Generator) -> int:
     """Index drawn with probability ∝ exp(eps * score / (2 * sensitivity)) (the paper's, non-monotonic)."""
     s = 0.5 * eps / sensitivity * scores
@@ -272,7 +278,7 @@ class MSTGenerator(BaseGenerator):
         fine = np.stack([dom.index(table[dom.name]) for dom in domains], 1)
 
         # step 2: noisy 1-way marginals; the refusal rule reads only them
-        y1 = [np.bincount(fine[:, j], minlength=dom.size) + rng.normal(0, sigma1, dom.size)
+        y1 = [np.bincount(fine[:, j], minlength=dom.size) + gaussian_noise(rng, sigma1, dom.size)
               for j, dom in enumerate(domains)]
         n_hat = float(np.median([y.sum() for y in y1]))
         if n_hat <= 0 or sigma1 > p["max_noise_share"] * n_hat:
@@ -313,7 +319,7 @@ class MSTGenerator(BaseGenerator):
         # step 5: noisy 2-way marginals of the tree; step 6: consistent tables by IPF
         tables = {}
         for a, b in edges:
-            y2 = counts(a, b) + rng.normal(0, sigma2, (csize[a], csize[b]))
+            y2 = counts(a, b) + gaussian_noise(rng, sigma2, (csize[a], csize[b]))
             tables[(a, b)] = ipf(np.clip(y2, 0, None) + CELL_FLOOR, cprob[a], cprob[b])
         self.domains, self.groups, self.coarse = domains, groups, coarse
         self.group_mass = [m.tolist() for m in gmass]
