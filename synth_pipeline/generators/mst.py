@@ -30,6 +30,9 @@ Where this differs from the paper, and why:
   noisy 1-way mass, so that a 2-way table is not swamped by noise; within a group a row's interval
   follows the noisy 1-way counts and its value is uniform within the bin. Categorical columns are
   used as the paper does (rare values -> one "other" value, decoded uniformly among its members).
+- A merged group's noisy count is set to 0 when it is below 3 sigma of its own noise (sigma_1 times
+  the square root of its size): otherwise a run of empty bins up to a wide declared bound (kappa's
+  100 mg/L) spreads pure noise mass over it. PGM would instead fit all measurements jointly.
 - Missing values are one more value of a column when its schema allows them (`max_missing` > 0).
 
 What reads the private rows: only steps 2, 4 and 5, all inside the budget. Bounds and category
