@@ -119,6 +119,8 @@ class DPDiffusionGenerator(DiffusionGenerator):
         return enc
 
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
+        if self.classes:  # the declared classes, not the ones observed in the rows
+            self.classes = sorted(self._target_domain().categories)
         try:
             super()._fit(table, seed)
         except ValueError as e:
@@ -132,8 +134,7 @@ class DPDiffusionGenerator(DiffusionGenerator):
                 f"usefully: DP-SGD would need noise multiplier {dp['noise_multiplier']:.1f} > max_noise_multiplier "
                 f"{self.params['max_noise_multiplier']:g} at {len(table)} rows; raise epsilon, use more rows or fewer epochs")
         if self._noisy_classes is not None:
-            dom = public_domain(self.schema.column(self.target), inferred=False, bounds={},
-                                categories=self.params["categories"], bins=2)
+            dom = self._target_domain()
             labels = list(dom.categories) + ([""] if dom.nan else [])
             self.class_freq = {lab: float(m) for lab, m in zip(labels, self._noisy_classes) if m > 0} \
                 or {lab: 1.0 for lab in labels}
@@ -149,6 +150,11 @@ class DPDiffusionGenerator(DiffusionGenerator):
                     "the row count is public; the pipeline's small-cell pooling and train/holdout split precede it",
             details={"epsilon_preprocess": eps_pre, "epsilon_sgd_target": eps_sgd, "delta_each": delta,
                      "preprocess": self._pre, "sgd": dp}).to_dict()
+
+    def _target_domain(self):
+        inferred = self.schema.notes.get("schema") == INFERRED_NOTE
+        return public_domain(self.schema.column(self.target), inferred=inferred, bounds={},
+                             categories=self.params["categories"], bins=2)
 
     def _save_state(self, path: Path) -> list[str]:
         write_json(path / self.PRIVACY_FILE, self.privacy)
