@@ -3,7 +3,8 @@ and feature nets), all pickle-free.
 
 `train(...)` — one training loop for every torch model: seeded batching, a progress bar with the
 losses, early stopping on a validation loss with the best weights restored, a checkpoint every
-epoch (state_dicts + JSON) and resume after an interruption. See its docstring. `num_threads(n)`
+epoch (state_dicts + JSON) and resume after an interruption; with `dp=DPTraining(...)`, DP-SGD
+through Opacus (Poisson batches, per-sample clipping, noise set for a target (ε, δ)). See its docstring. `num_threads(n)`
 is the context manager it uses to run torch on one CPU thread (use it around sampling too);
 `deterministic(device)` turns on torch's deterministic algorithms for a block.
 `save_modules` / `load_modules` write and read final weights (state_dicts only, loaded with
