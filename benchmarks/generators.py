@@ -101,7 +101,8 @@ def _metric(gate, name):
     return None
 
 
-def run_one(table: str, lt, seed: int, gen_name: str, budget: str) -> dict:
+def run_one(table: str, lt, seed: int, gen_name: str, budget: str, params: dict | None = None) -> dict:
+    """One fit + sample + gates + fidelity; `params` (given) replace the budget's generator parameters."""
     from synth_pipeline import evaluation as ev
     from synth_pipeline.metrics.fidelity import fidelity_metrics
 
@@ -110,7 +111,8 @@ def run_one(table: str, lt, seed: int, gen_name: str, budget: str) -> dict:
         real = preprocess.model_table(lt.raw, lt.schema)
         s = preprocess.split(real, lt.schema, holdout_fraction=0.3, seed=seed)
         train, holdout, schema = s.train, s.holdout, lt.schema
-        params = QUICK.get(gen_name, {}) if budget == "quick" else {}
+        if params is None:
+            params = QUICK.get(gen_name, {}) if budget == "quick" else {}
         row["params"] = params
         gen = make_generator(gen_name, **params)
         rss0 = _maxrss_mib()

@@ -16,7 +16,8 @@ from synth_pipeline.generators.base import META_FILE
 from synth_pipeline.hashing import frame_sha256
 from synth_pipeline.schema import Schema, conform
 
-FAST = {"ctgan": {"epochs": 2}, "tvae": {"epochs": 2}, "cwgan_gp": {"epochs": 2}, "diffusion": {"epochs": 3}}
+FAST = {"ctgan": {"epochs": 2}, "tvae": {"epochs": 2}, "cwgan_gp": {"epochs": 2}, "diffusion": {"epochs": 3},
+        "dp_diffusion": {"epochs": 2, "accountant": "rdp"}}
 NAMES = sorted(set(available()) - {"auto"})  # auto samples through the generator it chose: tests/test_auto.py
 N = 300
 
@@ -120,7 +121,7 @@ def test_smote_refuses_a_class_too_small(data):
         make_generator("smote").fit(tiny, schema, target=schema.target, seed=0)
 
 
-@pytest.mark.parametrize("name", ["gaussian_copula", "ctgan", "cwgan_gp", "diffusion", "smote", "borderline_smote", "adasyn", "ros", "rus", "copy", "perturbed_copy"])
+@pytest.mark.parametrize("name", ["gaussian_copula", "ctgan", "cwgan_gp", "diffusion", "mst", "dp_diffusion", "smote", "borderline_smote", "adasyn", "ros", "rus", "copy", "perturbed_copy"])
 def test_conditions_give_the_requested_class(name, fitted, data):
     _, schema = data
     gen = fitted[name]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from synth_pipeline.data.bundled import BUNDLED, BundledDataset
-from synth_pipeline.data.infer import KINDS, check_kinds, choose_positive, infer_spec, override_kind
+from synth_pipeline.data.infer import INFERRED_NOTE, KINDS, check_kinds, choose_positive, infer_spec, override_kind
 from synth_pipeline.data.readers import SUPPORTED, read_table
 from synth_pipeline.data.sql import read_sql
 from synth_pipeline.errors import BadInput
@@ -96,7 +96,7 @@ def load_dataset(
     _check_columns(raw, where, target, drop_all, ids_all)
     kinds = dict(column_kinds or {})
     check_kinds(kinds, [c for c in raw.columns if c not in set(drop_all) | set(ids_all)], where)
-    notes: dict[str, str] = dict(declared.notes) if declared else {"schema": "inferred from the file"}
+    notes: dict[str, str] = dict(declared.notes) if declared else {"schema": INFERRED_NOTE}
     if not declared:
         drop_all, ids_all = _screen(raw, where, target, drop_all, ids_all, kinds, notes, on_identifiers)
     kept = [c for c in raw.columns if c not in set(drop_all) | set(ids_all)]

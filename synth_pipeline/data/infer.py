@@ -12,6 +12,7 @@ from synth_pipeline.schema import ColumnSpec, Kind, Schema, conform
 KINDS: tuple[Kind, ...] = ("numeric", "integer", "categorical")
 MAX_CATEGORICAL_LEVELS = 10
 DEFAULT_MAX_MISSING = 0.5
+INFERRED_NOTE = "inferred from the file"  # schema.notes["schema"] of a file's schema: its category lists are observed
 _POSITIVE_LABELS = ("1", "true", "yes", "y", "positive", "dead", "event")
 
 

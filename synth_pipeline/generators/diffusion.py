@@ -313,7 +313,7 @@ class DiffusionGenerator(BaseGenerator):
     # -- fit ---------------------------------------------------------------------------------------
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
         p = self.params
-        self.encoder = TableEncoder(numeric="quantile", seed=seed).fit(table, self.schema, self._columns())
+        self.encoder = self._fit_encoder(table, seed)
         self.dropout = default_dropout(len(table)) if p["dropout"] is None else float(p["dropout"])
         x, tok = self._encode(table)
         labels = table[self.target] if self.classes else pd.Series([np.nan] * len(table), dtype=object)
@@ -323,10 +323,11 @@ class DiffusionGenerator(BaseGenerator):
         model = self._build().to(self.device)
         ema = _EMA(model, p["ema_decay"]).to(self.device)
         ab = cosine_alpha_bar().to(self.device)
-        opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=1e-4)
+        optimizers = {"adamw": torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=1e-4)}
         null = len(self.classes)
 
         def step(xb, kb, cb):
+            opt = optimizers["adamw"]  # looked up: DP training replaces it by Opacus' DPOptimizer
             drop = torch.rand(len(cb)).to(cb.device) < p["cond_dropout"]
             loss = diffusion_loss(model, ab, xb, kb, torch.where(drop, torch.full_like(cb, null), cb))
             opt.zero_grad(set_to_none=True)
@@ -340,15 +341,24 @@ class DiffusionGenerator(BaseGenerator):
             return float(np.mean([float(diffusion_loss(ema.model, ab, xv, kv, cv, gen)) for _ in range(4)]))
 
         result = train(
-            {"denoiser": model, "ema": ema}, {"adamw": opt}, step, (x, tok, c),
+            {"denoiser": model, "ema": ema}, optimizers, step, (x, tok, c),
             epochs=p["epochs"], batch_size=p["batch_size"], seed=seed, val_loss=val_loss,
             val_fraction=p["val_fraction"] if len(table) >= 20 else 0.0, patience=p["patience"],
             device=self.device, checkpoint_dir=p["checkpoint_dir"], resume=p["checkpoint_dir"] is not None,
-            config=self._config(len(table), seed), desc="diffusion",
+            config=self._config(len(table), seed), desc="diffusion", dp=self._dp_training(),
         )
         self.model = ema.model.eval()
         self.training = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-                         "best_val": result.best_val, "stopped_early": result.stopped_early}
+                         "best_val": result.best_val, "stopped_early": result.stopped_early,
+                         **({"dp": result.dp} if result.dp else {})}
+
+    def _fit_encoder(self, table: pd.DataFrame, seed: int) -> TableEncoder:
+        """The quantile encoder, fitted on the rows (dp_diffusion builds it from DP counts instead)."""
+        return TableEncoder(numeric="quantile", seed=seed).fit(table, self.schema, self._columns())
+
+    def _dp_training(self):
+        """None: ordinary training (dp_diffusion returns its DPTraining)."""
+        return None
 
     # -- sample ------------------------------------------------------------------------------------
     def _labels(self, k: int, seed: int, label: str | None) -> np.ndarray:

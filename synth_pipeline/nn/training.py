@@ -3,7 +3,8 @@ and feature nets), all pickle-free.
 
 `train(...)` — one training loop for every torch model: seeded batching, a progress bar with the
 losses, early stopping on a validation loss with the best weights restored, a checkpoint every
-epoch (state_dicts + JSON) and resume after an interruption. See its docstring. `num_threads(n)`
+epoch (state_dicts + JSON) and resume after an interruption; with `dp=DPTraining(...)`, DP-SGD
+through Opacus (Poisson batches, per-sample clipping, noise set for a target (ε, δ)). See its docstring. `num_threads(n)`
 is the context manager it uses to run torch on one CPU thread (use it around sampling too);
 `deterministic(device)` turns on torch's deterministic algorithms for a block.
 `save_modules` / `load_modules` write and read final weights (state_dicts only, loaded with
@@ -64,6 +65,21 @@ def write_json(path: Path, obj: Any) -> None:
 CHECKPOINT_JSON = "checkpoint.json"
 
 
+@dataclass(frozen=True)
+class DPTraining:
+    """DP-SGD for `train` through Opacus: per-sample gradients of `module` clipped to `max_grad_norm`,
+    Gaussian noise on their sum, Poisson sampling of the rows (each row in a batch with probability
+    batch_size / rows), the noise multiplier chosen by Opacus' `make_private_with_epsilon` so that
+    `epochs` epochs spend (`epsilon`, `delta`) under the `accountant` ("prv" or "rdp")."""
+
+    epsilon: float
+    delta: float
+    module: str
+    optimizer: str
+    max_grad_norm: float = 1.0
+    accountant: str = "prv"
+
+
 @dataclass
 class TrainResult:
     """What `train` did. `epochs_run` counts every completed epoch, those before a resume included;
@@ -74,6 +90,7 @@ class TrainResult:
     best_val: float | None
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
+    dp: dict[str, Any] | None = None  # with DPTraining: noise multiplier, sample rate, steps, epsilon spent
 
 
 def progress_enabled() -> bool:
@@ -166,6 +183,7 @@ def train(
     config: dict[str, Any] | None = None,
     desc: str = "train",
     threads: int | None = 1,
+    dp: DPTraining | None = None,
 ) -> TrainResult:
     """Train `modules` (dict name -> nn.Module) with `optimizers` (dict name -> torch optimizer).
 
@@ -198,6 +216,12 @@ def train(
               it). One thread by default: these small MLPs gain little from more, a busy machine
               makes multi-threaded torch many times slower (spin-waiting), and results then do
               not depend on the machine's core count.
+    dp        a DPTraining: DP-SGD through Opacus (see DPTraining). `optimizers[dp.optimizer]` is replaced
+              in place by Opacus' DPOptimizer, so `step` must look it up in the dict; the module keeps
+              its identity (hooks, no wrapper). Every row trains (no validation rows, no early
+              stopping and no best-epoch pick: those would read private rows outside the budget), the
+              batches are Poisson samples, and neither checkpoint_dir nor weights may be given.
+              The result's `dp` records the noise multiplier and the epsilon Opacus' accountant spent.
     Runs under `deterministic(device)`; the progress bar (tqdm, see `progress_enabled`) shows the
     epoch's mean losses and the val loss.
     """
@@ -213,7 +237,9 @@ def train(
 
     # seeded split into train / validation rows (fixed by `seed`, identical on resume)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction)) if val_loss is not None else 0
+    if dp is not None and (ckpt is not None or weights is not None):
+        raise ValueError("train: DP training takes neither a checkpoint_dir nor sampling weights")
+    n_val = int(round(n * val_fraction)) if val_loss is not None and dp is None else 0
     n_val = min(n_val, n - 1) if n > 1 else 0
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     tensors = [torch.as_tensor(np.asarray(a), device=device) for a in arrays]
@@ -250,6 +276,7 @@ def train(
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
 
+    private = _make_private(dp, modules, optimizers, train_t, bs, epochs, batch_gen) if dp is not None else None
     bar = tqdm(total=epochs, initial=min(start, epochs), desc=desc, disable=not progress_enabled(),
                leave=False, dynamic_ncols=True)
     try:
@@ -258,18 +285,14 @@ def train(
             while epoch < epochs and not stopped:
                 for m in modules.values():
                     m.train()
-                if w is not None:
-                    perm = torch.multinomial(w, n_train, replacement=True, generator=batch_gen)
-                else:
-                    perm = torch.randperm(n_train, generator=batch_gen)
-                perm = perm.to(device)
                 sums: dict[str, float] = {}
-                for b in range(max(1, n_batches)):
-                    idx = perm[b * bs:(b + 1) * bs]
-                    losses = step(*(t[idx] for t in train_t))
+                for batch in (private["loader"] if private else _batches(train_t, w, n_train, bs, n_batches,
+                                                                         batch_gen, device)):
+                    losses = step(*batch)
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
-                record = {"epoch": epoch + 1, **{k: v / max(1, n_batches) for k, v in sums.items()}}
+                steps_run = len(private["loader"]) if private else max(1, n_batches)
+                record = {"epoch": epoch + 1, **{k: v / steps_run for k, v in sums.items()}}
                 if n_val:
                     for m in modules.values():
                         m.eval()
@@ -300,8 +323,51 @@ def train(
             m.load_state_dict(best_states[name])
     for m in modules.values():
         m.eval()
+    dp_record = None
+    if private is not None:
+        dp_record = {**private["record"], "epsilon_spent": float(private["engine"].get_epsilon(dp.delta)),
+                     "epochs": len(history)}
+        private["hooks"].cleanup()
+        optimizers[dp.optimizer] = private["original"]
     return TrainResult(epochs_run=len(history), best_epoch=best_epoch, best_val=best_val,
-                       stopped_early=stopped, history=history)
+                       stopped_early=stopped, history=history, dp=dp_record)
+
+
+def _batches(train_t, w, n_train: int, bs: int, n_batches: int, batch_gen, device: str):
+    """The non-private batches: a seeded shuffle (or weighted draw), last partial batch dropped."""
+    import torch
+
+    if w is not None:
+        perm = torch.multinomial(w, n_train, replacement=True, generator=batch_gen)
+    else:
+        perm = torch.randperm(n_train, generator=batch_gen)
+    perm = perm.to(device)
+    for b in range(max(1, n_batches)):
+        idx = perm[b * bs:(b + 1) * bs]
+        yield tuple(t[idx] for t in train_t)
+
+
+def _make_private(dp: DPTraining, modules, optimizers, train_t, bs: int, epochs: int, batch_gen) -> dict[str, Any]:
+    """Opacus' PrivacyEngine on modules[dp.module] / optimizers[dp.optimizer] (the optimizer replaced in
+    the dict); the Poisson loader draws from `batch_gen`, the noise from torch's seeded global RNG."""
+    from opacus import PrivacyEngine
+    from opacus.validators import ModuleValidator
+    from torch.utils.data import DataLoader, TensorDataset
+
+    module = modules[dp.module]
+    problems = ModuleValidator.validate(module, strict=False)
+    if problems:
+        raise ValueError(f"train: module '{dp.module}' is not DP-SGD compatible: {problems[0]}")
+    engine = PrivacyEngine(accountant=dp.accountant)
+    loader = DataLoader(TensorDataset(*train_t), batch_size=bs, shuffle=True, generator=batch_gen)
+    original = optimizers[dp.optimizer]
+    hooks, dp_opt, dp_loader = engine.make_private_with_epsilon(
+        module=module, optimizer=original, data_loader=loader, target_epsilon=dp.epsilon, target_delta=dp.delta,
+        epochs=epochs, max_grad_norm=dp.max_grad_norm, poisson_sampling=True, wrap_model=False)
+    optimizers[dp.optimizer] = dp_opt
+    record = {"accountant": dp.accountant, "noise_multiplier": float(dp_opt.noise_multiplier),
+              "sample_rate": 1 / len(loader), "max_grad_norm": dp.max_grad_norm, "expected_batch_size": bs}
+    return {"engine": engine, "loader": dp_loader, "hooks": hooks, "original": original, "record": record}
 
 
 def _write_checkpoint(ckpt: Path, modules, optimizers, best_states, batch_gen, device: str,
