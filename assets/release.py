@@ -63,6 +63,7 @@ def release(
             "generator": cfg.generator,
             "copy_filter": synthetic_candidate.attrs.get("copy_filter"),
             "privacy": synthetic_candidate.attrs.get("privacy"),
+            "selection": synthetic_candidate.attrs.get("selection"),
             "reports": {"fidelity": fidelity_report, "utility": utility_report, "privacy": privacy_report},
             "plots_data": {"columns": column_distributions(train_split, synthetic_candidate, schema, cfg.small_cell_k),
                            "correlation": correlation_difference(train_split, synthetic_candidate, schema)},

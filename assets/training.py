@@ -72,7 +72,8 @@ def synthetic_candidate(
         refuse(context, release_store, schema.dataset, "copy_filter", copies.reason(), config=cfg.to_dict(),
                copy_filter=copies.to_dict())
     candidate.attrs = {"schema": train_split.attrs["schema"], "copy_filter": copies.to_dict(),
-                       "privacy": getattr(gen, "privacy", None)}  # a DP generator's (epsilon, delta) record
+                       "privacy": getattr(gen, "privacy", None),  # a DP generator's (epsilon, delta) record
+                       "selection": getattr(gen, "selection", None)}  # auto's candidates and choice
     context.add_output_metadata(
         {"rows": len(candidate), "sha256": frame_sha256(candidate), "sample_seconds": round(sampled, 2),
          "copy_filter": dg.MetadataValue.json(copies.to_dict()), "rare_copies_redrawn": copies.redrawn,

@@ -447,6 +447,38 @@ def tstr_plot(metrics: Sequence[Mapping[str, Any]]) -> str | None:
     return _draw(5.0, 3.2, plot_id("tstr", "trtr"), alt, draw)
 
 
+def selection_plot(selection: Mapping[str, Any] | None) -> str | None:
+    """generator auto: each candidate's validation utility (TSTR / TRTR) against its privacy (DCR
+    share), passing candidates filled, the chosen one ringed; dashed lines at the default thresholds."""
+    scored = [c for c in (selection or {}).get("candidates", []) if c.get("tstr_ratio") is not None
+              and c.get("dcr_share") is not None]
+    if not scored:
+        return None
+    from synth_pipeline.config import Thresholds
+
+    t = Thresholds()
+
+    def draw(fig: Figure) -> None:
+        ax = fig.subplots()
+        for c in scored:
+            colour = SYN_COLOUR if c["passed"] else "#bbbbbb"
+            ax.scatter(c["dcr_share"], c["tstr_ratio"], s=40, color=colour, edgecolor="black" if c["passed"] else colour)
+            if c["generator"] == selection["chosen"]:
+                ax.scatter(c["dcr_share"], c["tstr_ratio"], s=160, facecolor="none", edgecolor="black")
+            ax.annotate(c["generator"], (c["dcr_share"], c["tstr_ratio"]), fontsize=7, xytext=(5, 4),
+                        textcoords="offset points")
+        ax.axvline(t.dcr_share_max, color="#888", linewidth=0.8, linestyle="--")
+        ax.axhline(t.tstr_ratio_min, color="#888", linewidth=0.8, linestyle="--")
+        ax.set_xlabel("DCR share on validation (lower = more private; 0.5 = like fresh data)")
+        ax.set_ylabel("TSTR / TRTR on validation")
+        ax.set_title("Candidates: utility against privacy (grey: refused by the screen)")
+
+    parts = [f"{c['generator']}: TSTR/TRTR {_num(c['tstr_ratio'])}, DCR share {_num(c['dcr_share'])}, "
+             f"{'passes' if c['passed'] else 'refused'}" for c in scored]
+    alt = f"Scatter of the auto generator's candidates (chosen: {selection['chosen']}): " + "; ".join(parts) + "."
+    return _draw(5.0, 3.4, plot_id("selection"), alt, draw)
+
+
 def dcr_plot(metrics: Sequence[Mapping[str, Any]]) -> str | None:
     """DCR histograms (synthetic->train vs holdout->train) from a metric's detail["histogram"], else
     bars of the 5th/50th DCR percentiles from memorisation_rate's detail["dcr_quantiles"]."""

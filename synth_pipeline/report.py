@@ -176,6 +176,7 @@ def render_report(manifest: Mapping[str, Any]) -> str:
         "risks": risk_rows(reports, manifest.get("gates", [])),
         "plots_top": figures({k: v for k, v in figs.items() if k not in dist}),
         "plots_dist": figures(dist),
+        "selection_plot": plots.selection_plot(manifest.get("selection")),
         "min_cell": (manifest.get("plots_data") or {}).get("columns", {}).get("min_cell_count", plots.MIN_CELL_COUNT),
         "reports": sorted(reports.items(), key=lambda kv: (_ORDER.get(kv[0], len(_ORDER)), kv[0])),
         **_provenance(manifest.get("config", {}), manifest.get("code_version"), manifest.get("packages")),

@@ -1,6 +1,7 @@
 """`--generator auto`: selection on a validation split carved from train, never the holdout."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,21 @@ def test_bad_portfolios_are_one_line():
         make_generator("auto", validation_fraction=0.9)
     with pytest.raises(BadInput, match="generator_params.candidates: unknown generator 'copula'; did you mean"):
         make_generator("auto", candidates=["copula"])
+
+
+def test_an_auto_release_records_every_candidate_in_manifest_and_report(tmp_path, capsys):
+    from synth_pipeline.cli import main
+
+    cfg = tmp_path / "auto.json"
+    cfg.write_text(json.dumps({"generator": "auto", "link_attacks": 200,
+                               "generator_params": {"candidates": ["copy", "gaussian_copula"]}}))
+    code = main(["release", "--data", "flchain", "--config", str(cfg), "--out", str(tmp_path / "releases")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    release = Path(out.out.split("published ")[1].strip())
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["generator"] == "auto" and manifest["selection"]["chosen"] == "gaussian_copula"
+    rows = {c["generator"]: c for c in manifest["selection"]["candidates"]}
+    assert set(rows) == {"copy", "gaussian_copula"} and not rows["copy"]["passed"] and rows["gaussian_copula"]["passed"]
+    html = (release / "report.html").read_text()
+    assert "id='selection-candidates'" in html and 'id="plot-selection"' in html

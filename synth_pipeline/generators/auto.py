@@ -12,7 +12,7 @@ candidate's utility, privacy and fit time, and the choice) goes into the manifes
 import json
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
@@ -29,8 +29,8 @@ CHOSEN_DIR = "chosen"
 
 @register
 class AutoGenerator(BaseGenerator):
-    name: ClassVar[str] = "auto"
-    summary: ClassVar[str] = ("portfolio: fits copula, diffusion, TVAE (+ mst when epsilon is set) and keeps the most "
+    name = "auto"
+    summary = ("portfolio: fits copula, diffusion, TVAE (+ mst when epsilon is set) and keeps the most "
                               "useful that passes the DCR screen on a validation split carved from train")
 
     def __init__(self, candidates: list[str] | None = None, validation_fraction: float = 0.2,
