@@ -119,3 +119,13 @@ def test_a_killed_runs_folder_on_an_object_store_is_swept_once_its_run_is_finish
     removed = intermediates.sweep(root, lambda run_id: run_id == "finished-run")
     assert [p.name for p in removed] == ["finished-run"]
     assert not done.exists() and live.exists()
+
+
+def test_the_release_store_refuses_an_object_store_root():
+    """Releases stay on a POSIX path (a PVC in Kubernetes): their publication is an atomic rename."""
+    from resources import ReleaseStore
+    from synth_pipeline.errors import BadInput
+
+    with pytest.raises(BadInput, match="atomic folder rename"):
+        ReleaseStore(root="s3://bucket/releases").path
+    assert ReleaseStore(root="/mnt/releases").path == Path("/mnt/releases")
