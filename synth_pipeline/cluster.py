@@ -9,6 +9,7 @@ image the steps run in).
 """
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,9 +50,15 @@ def client(address: str):
     return _CLIENTS[address]
 
 
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def _run_here(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """A task on a worker runs in that worker's process: no nested submission to the cluster."""
-    with using(""):
+    """A task on a worker runs in that worker's process (no nested submission to the cluster), one
+    at a time per process: anonymeter draws from numpy's and polars' process-wide RNGs, which a
+    second task seeding them in another thread would disturb. Parallelism comes from worker
+    processes (`dask worker --nthreads 1 --nworkers N`)."""
+    with _ONE_AT_A_TIME, using(""):
         return fn(*args, **kwargs)
 
 
