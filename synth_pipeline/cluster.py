@@ -55,9 +55,9 @@ _ONE_AT_A_TIME = threading.Lock()
 
 def _run_here(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """A task on a worker runs in that worker's process (no nested submission to the cluster), one
-    at a time per process: anonymeter draws from numpy's and polars' process-wide RNGs, which a
-    second task seeding them in another thread would disturb. Parallelism comes from worker
-    processes (`dask worker --nthreads 1 --nworkers N`)."""
+    at a time per process: tasks set process-wide state (the BLAS/OpenMP thread limit of a fit,
+    library RNG seeds) that a second task in another thread would disturb. Parallelism comes from
+    worker processes (`dask worker --nthreads 1 --nworkers N`)."""
     with _ONE_AT_A_TIME, using(""):
         return fn(*args, **kwargs)
 

@@ -1,5 +1,5 @@
-"""The heavy steps' splittable work (utility model fits, per-column inference attacks) runs as tasks on
-a dask.distributed cluster when one is configured — a LocalCluster here, a scheduler address in
+"""The heavy steps' splittable work (the utility model fits) runs as tasks on a dask.distributed
+cluster when one is configured — a LocalCluster here, a scheduler address in
 production — and gives exactly the local results; without one, everything runs in this process."""
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from resources import DaskCluster
 from synth_pipeline import cluster
-from synth_pipeline.metrics import attacks, utility
+from synth_pipeline.metrics import utility
 
 
 def _pid(tag: str) -> tuple[str, int, str]:
@@ -64,20 +64,4 @@ def test_utility_fits_on_the_cluster_equal_the_local_run_exactly(dask_cluster, s
         remote = utility.tstr(train, holdout, synthetic, schema, seed=3)
     assert calls  # the fits went to the cluster
     assert any(m.computed for m in local)
-    assert _dumped(remote) == _dumped(local)
-
-
-def test_inference_attacks_per_column_on_the_cluster_equal_the_local_run_exactly(dask_cluster, small, monkeypatch):
-    train, holdout, synthetic, schema = small
-    secrets = [schema.target, "kappa", "sex"]
-    monkeypatch.delenv(cluster.SCHEDULER_ENV, raising=False)
-    local = attacks.inference(train, holdout, synthetic, schema, n_attacks=100, secrets=secrets, seed=1)
-    calls = []
-    real = cluster.client
-    monkeypatch.setattr(cluster, "client", lambda address: calls.append(address) or real(address))
-    with cluster.using(dask_cluster.scheduler_address):
-        remote = attacks.inference(train, holdout, synthetic, schema, n_attacks=100, secrets=secrets, seed=1)
-    assert calls
-    assert [m.name for m in local] == [f"inference[{c}]" for c in secrets] + ["inference_max"]
-    assert all(m.computed for m in local), [m.error for m in local]
     assert _dumped(remote) == _dumped(local)

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from synth_pipeline.cluster import map_tasks
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.privacy import _for_anonymeter, _table_problem
 from synth_pipeline.schema import Schema
@@ -318,9 +317,6 @@ def inference(
     cols = list(secrets) if secrets is not None else default_secrets(schema, sensitive)
     problem = _table_problem(train, holdout, synthetic, schema)
     unknown = [c for c in cols if c not in schema.names]
-    runnable = [c for c in cols if not problem and c not in unknown and n_attacks >= 1]  # one task per column
-    attacked = dict(zip(runnable, map_tasks(_inference_one, [(train, holdout, synthetic, schema, c) for c in runnable],
-                                            n_attacks=n_attacks, seed=seed)))
     out: list[MetricResult] = []
     for c in cols:
         if problem:
@@ -330,7 +326,7 @@ def inference(
         elif n_attacks < 1:
             out.append(missing(f"inference[{c}]", f"n_attacks={n_attacks}; at least 1 is needed", INFERENCE_COMPARED))
         else:
-            out.append(attacked[c])
+            out.append(_inference_one(train, holdout, synthetic, schema, c, n_attacks=n_attacks, seed=seed))
     return [*out, _worst(out)]
 
 
