@@ -2,14 +2,16 @@
 # with `dagster code-server`, runs and steps execute in it (K8sRunLauncher, k8s_job_executor).
 # Build from the repository root: docker build -t synth-pipeline:<version> .
 # GPU nodes: build with --build-arg TORCH="torch==2.13.0 --index-url <your CUDA wheel index>"; the
-# default is the CPU wheel the tests use.
+# default is the CPU wheel the tests use. Intermediates on an object store need its fsspec driver:
+# --build-arg STORAGE="s3fs==2026.9.0" for s3:// (a PVC path needs none).
 FROM python:3.11-slim
 ARG TORCH="torch==2.13.0"
+ARG STORAGE=""
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 SYNTH_EXECUTOR=k8s SYNTH_PROGRESS=0 \
     DAGSTER_HOME=/opt/dagster/home
 WORKDIR /opt/synth-pipeline
 COPY requirements.lock pyproject.toml ./
-RUN pip install ${TORCH} && pip install -r requirements.lock
+RUN pip install ${TORCH} && pip install -r requirements.lock && if [ -n "${STORAGE}" ]; then pip install ${STORAGE}; fi
 COPY synth_pipeline ./synth_pipeline
 COPY assets ./assets
 COPY resources ./resources

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.gates import read_gate
-from resources import PipelineSettings
+from resources import DaskCluster, PipelineSettings
 from synth_pipeline import evaluation
 from synth_pipeline.config import RunConfig, gate_settings_sha256
 from synth_pipeline.hashing import frame_sha256
@@ -40,13 +40,14 @@ def _report_asset(name: str, full: Compute, gates: Sequence[str] = (), extra: Co
     @dg.asset(name=name, group_name=GROUP, description=full.__doc__)
     def _report(
         context: dg.AssetExecutionContext, synthetic_candidate: pd.DataFrame, train_split: pd.DataFrame,
-        holdout_split: pd.DataFrame, settings: PipelineSettings,
+        holdout_split: pd.DataFrame, settings: PipelineSettings, cluster: DaskCluster,
     ) -> dict:
         cfg = settings.run_config()
         schema = Schema.from_dict(train_split.attrs["schema"])
         args = (synthetic_candidate, train_split, holdout_split, schema, cfg)
         reused = _gate_metrics(context.instance, context.run.run_id, gates, synthetic_candidate, cfg) if gates else None
-        metrics = [*reused, *extra(*args)] if reused is not None and extra else full(*args)
+        with cluster.active():
+            metrics = [*reused, *extra(*args)] if reused is not None and extra else full(*args)
         context.add_output_metadata(
             {m.name: m.value for m in metrics if isinstance(m.value, (int, float))}
             | {"not_computed": [f"{m.name}: {m.error}" for m in metrics if not m.computed],

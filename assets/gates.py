@@ -11,7 +11,7 @@ import pandas as pd
 
 from assets.refusal import note_passed, record
 from assets.run_log import run_events
-from resources import PipelineSettings, ReleaseStore
+from resources import DaskCluster, PipelineSettings, ReleaseStore
 from synth_pipeline.config import gate_settings_sha256
 from synth_pipeline.evaluation import GATE_EVALUATORS, run_gate
 from synth_pipeline.gates import GateResult
@@ -88,10 +88,12 @@ def _gate_check(name: str) -> dg.AssetChecksDefinition:
         holdout_split: pd.DataFrame,
         settings: PipelineSettings,
         release_store: ReleaseStore,
+        cluster: DaskCluster,
     ) -> dg.AssetCheckResult:
         cfg = settings.run_config()
         schema = Schema.from_dict(train_split.attrs["schema"])
-        result = run_gate(name, synthetic_candidate, train_split, holdout_split, schema, cfg)
+        with cluster.active():
+            result = run_gate(name, synthetic_candidate, train_split, holdout_split, schema, cfg)
         return gate_check_result(context, release_store, schema.dataset, result,
                                  candidate_sha256=frame_sha256(synthetic_candidate),
                                  settings_sha256=gate_settings_sha256(cfg), config=cfg.to_dict())

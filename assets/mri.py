@@ -12,7 +12,7 @@ from assets.gates import gate_check_result, read_gate
 from assets.refusal import final_on_bad_input, refuse
 from assets.release import release_day
 from assets.run_log import lineage
-from resources import ComputeDevice, MriSettings, ReleaseStore
+from resources import ComputeDevice, DaskCluster, MriSettings, ReleaseStore
 from synth_pipeline.errors import GeneratorError
 from synth_pipeline.imaging import pipeline
 from synth_pipeline.imaging.config import mri_gate_settings_sha256
@@ -112,13 +112,14 @@ def mri_synthetic_volume(
 @dg.asset(group_name=GROUP, kinds={"numpy"})
 def mri_image_metrics(
     context: dg.AssetExecutionContext, mri_synthetic_slices: SliceSet, mri_synthetic_volume: SliceSet,
-    mri_train_slices: SliceSet, mri_holdout_slices: SliceSet, mri_settings: MriSettings,
+    mri_train_slices: SliceSet, mri_holdout_slices: SliceSet, mri_settings: MriSettings, cluster: DaskCluster,
 ) -> dict:
     """Every image metric (FID, KID, SSIM, PSNR, conditioning error, memorisation in pixel and feature
     space) and the assembled volume's slice-to-slice consistency, for the candidate named by sha256."""
     cfg = mri_settings.mri_config()
-    report = pipeline.evaluate(mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices,
-                               seed=cfg.seed)
+    with cluster.active():  # the memorisation search
+        report = pipeline.evaluate(mri_synthetic_slices, mri_synthetic_volume, mri_train_slices, mri_holdout_slices,
+                                   seed=cfg.seed)
     context.add_output_metadata({m["name"]: m["value"] for m in report["metrics"] if isinstance(m["value"], (int, float))})
     return report
 

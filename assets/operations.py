@@ -169,8 +169,8 @@ def _remove_intermediates_at_run_end(status: dg.DagsterRunStatus) -> dg.SensorDe
                           default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=15)
     def _sensor(context: dg.RunStatusSensorContext):
         io = (context.dagster_run.run_config.get("resources", {}).get("io_manager", {}).get("config", {}))
-        root = Path(io.get("base_dir") or intermediates.default_root())
-        intermediates.remove(root / context.dagster_run.run_id)
+        root = io.get("base_dir") or intermediates.default_root()
+        intermediates.remove(intermediates.run_folder(root, context.dagster_run.run_id))
 
     return _sensor
 

@@ -9,7 +9,7 @@ from assets.operations import (
     INTERMEDIATES_CLEANUP, alerts_from_env, entry_schedules, mri_release_job, new_input_file, nightly_release,
     release_job,
 )
-from resources import ComputeDevice, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
+from resources import ComputeDevice, DaskCluster, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
 from resources.progress import progress_logger
 from synth_pipeline import intermediates
 
@@ -33,6 +33,7 @@ def default_resources(**overrides) -> dict:
         "io_manager": ParquetIOManager(base_dir=str(intermediates.default_root())),
         "release_store": ReleaseStore(),
         "device": ComputeDevice(),
+        "cluster": DaskCluster(),
         "alerts": alerts_from_env(),
     } | overrides
 

@@ -5,6 +5,10 @@ host and the process that runs the run (with its start time, so a reused pid is 
 it), and whether the folder is to be kept. The folder is removed when its run ends; a folder
 whose run was killed is removed by the next run that sweeps the same root, once its owner process
 is gone or its run is recorded as finished. A folder with `keep` set is never removed here.
+
+The root is a local folder (a PVC in Kubernetes) or any fsspec URL (`s3://bucket/work`,
+`memory://` in tests), as a universal_pathlib UPath; credentials come from the environment as
+fsspec's drivers read them (an s3:// root needs s3fs in the image).
 """
 
 import json
@@ -15,10 +19,15 @@ import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from os import PathLike
 from pathlib import Path
+from typing import IO
+
+from upath import UPath
 
 OWNER = ".owner.json"
 WORK_DIR_ENV = "SYNTH_WORK_DIR"
+STEP_POD_ENV = "DAGSTER_RUN_STEP_KEY"  # set by dagster-k8s's k8s_job_executor in every step's own pod
 
 
 @dataclass(frozen=True)
@@ -30,13 +39,42 @@ class Owner:
     keep: bool
 
 
-def default_root(cli: bool = False) -> Path:
-    """$SYNTH_WORK_DIR, else `.work` (Dagster mode, next to the instance's code) or the system temp
-    folder's `synth-work` (the CLI)."""
+def default_root(cli: bool = False) -> UPath:
+    """$SYNTH_WORK_DIR (a path or an fsspec URL), else `.work` (Dagster mode, next to the instance's
+    code) or the system temp folder's `synth-work` (the CLI)."""
     env = os.environ.get(WORK_DIR_ENV)
     if env:
-        return Path(env)
-    return Path(tempfile.gettempdir()) / "synth-work" if cli else Path(".work")
+        return UPath(env)
+    return UPath(tempfile.gettempdir()) / "synth-work" if cli else UPath(".work")
+
+
+def is_local(path: UPath) -> bool:
+    """A path on this machine's file systems (a PVC included), where rename is atomic."""
+    return isinstance(path, Path)
+
+
+def write_whole(target: UPath, write: Callable[[IO[bytes]], None]) -> None:
+    """Write `target` so that no reader ever sees part of it: locally a temporary name renamed into
+    place; on an object store the object itself, which appears only when its upload completes."""
+    if not is_local(target):
+        with target.open("wb") as f:
+            write(f)
+        return
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rmtree(folder: UPath) -> None:
+    """Remove a folder and everything under it (an object store: every object under the prefix)."""
+    if is_local(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder.exists():
+        folder.fs.rm(folder.path, recursive=True)
 
 
 def run_process() -> int:
@@ -64,41 +102,50 @@ def _alive(owner: Owner) -> bool:
     return owner.started is None or _started(owner.pid) in (None, owner.started)
 
 
-def read_owner(folder: Path) -> Owner | None:
+def read_owner(folder: UPath) -> Owner | None:
     try:
         return Owner(**json.loads((folder / OWNER).read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def claim(root: Path, run_id: str, *, keep: bool = False) -> Path:
+def run_folder(root: str | PathLike | UPath, run_id: str) -> UPath:
+    return UPath(root) / run_id
+
+
+def claim(root: str | PathLike | UPath, run_id: str, *, keep: bool = False) -> UPath:
     """`<root>/<run_id>/` with its owner record written before any data (idempotent)."""
-    folder = Path(root) / run_id
+    folder = run_folder(root, run_id)
     if read_owner(folder) is None:
         folder.mkdir(parents=True, exist_ok=True)
         pid = run_process()
         owner = Owner(run_id=run_id, host=socket.gethostname(), pid=pid, started=_started(pid), keep=keep)
-        tmp = folder / f"{OWNER}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(asdict(owner)))
-        os.replace(tmp, folder / OWNER)
+        write_whole(folder / OWNER, lambda f: f.write(json.dumps(asdict(owner)).encode()))
     return folder
 
 
-def remove(folder: Path) -> bool:
+def runs_whole_run(owner: Owner) -> bool:
+    """Whether this process is the one that runs the owner's whole run, so that its end is the run's
+    end. Never in a step pod of the k8s_job_executor: there every step is its own process (often
+    pid 1 on its own host), and the run-end sensors remove the folder."""
+    return STEP_POD_ENV not in os.environ and owner.pid == os.getpid() and owner.host == socket.gethostname()
+
+
+def remove(folder: UPath) -> bool:
     """Remove one run's folder unless its owner asked to keep it; True if it is gone."""
     owner = read_owner(folder)
     if owner is not None and owner.keep:
         return False
-    shutil.rmtree(folder, ignore_errors=True)
+    rmtree(folder)
     return not folder.exists()
 
 
-def sweep(root: Path, finished: Callable[[str], bool], *, spare: str | None = None) -> list[Path]:
+def sweep(root: str | PathLike | UPath, finished: Callable[[str], bool], *, spare: str | None = None) -> list[UPath]:
     """Remove every run folder under `root` whose run is over: recorded as finished, or its owner
     process (on this host) gone. `spare` (the caller's own run) and folders without an owner
     record are left alone."""
     removed = []
-    root = Path(root)
+    root = UPath(root)
     if not root.is_dir():
         return removed
     host = socket.gethostname()

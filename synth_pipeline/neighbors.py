@@ -4,11 +4,9 @@ Exact, not approximate: a copy must never hide behind an index's recall. float32
 pre-select candidates, then a float64 re-rank makes the returned neighbours and distances exact.
 """
 
-import os
-
 import numpy as np
 
-SCHEDULER_ENV = "SYNTH_DASK_SCHEDULER"  # e.g. tcp://dask-scheduler:8786; unset: search in this process
+from synth_pipeline import cluster
 
 _F32_EPS = 2.0**-24  # unit round-off of float32
 _F64_EPS = 2.0**-53
@@ -311,8 +309,8 @@ def nearest(
     """Exact k nearest reference rows (Euclidean) for every query row: (dist, idx), each (n, k),
     ascending, ties broken by the lower reference index.
 
-    Where: in this process, or — when `scheduler` (else $SYNTH_DASK_SCHEDULER) names a
-    dask.distributed scheduler — sharded over its workers (`sharded_nearest`), with the same answer.
+    Where: in this process, or — when `scheduler` (else synth_pipeline.cluster.scheduler_address())
+    names a dask.distributed scheduler — sharded over its workers (`sharded_nearest`), with the same answer.
 
     Search: float32 ||a||² + ||b||² - 2ab on data centred at the reference mean, block by block,
     keeping k + 8 candidates per query row merged across reference blocks. backend="torch" (what
@@ -340,9 +338,9 @@ def nearest(
         the pairs within its bound per block.
     At m = 100k, d = 64, k = 2 and the defaults on a 2-core CPU: 29 MB + 2 × (16 + 1 + 8 + 12) MB
     ≈ 100 MB."""
-    address = scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV)
+    address = scheduler if scheduler is not None else cluster.scheduler_address()
     if address:
-        return sharded_nearest(query, reference, k, client=dask_client(address), block_rows=block_rows,
+        return sharded_nearest(query, reference, k, client=cluster.client(address), block_rows=block_rows,
                                block_cols=block_cols, backend=backend)
     query, reference = _check_inputs(query, reference, k)
     n, m = len(query), len(reference)
@@ -435,18 +433,6 @@ def _run_threaded(search, starts, workers: int) -> None:
                 future.result()
     finally:
         torch.set_num_threads(outer)
-
-
-_CLIENTS: dict[str, object] = {}
-
-
-def dask_client(address: str):
-    """One dask.distributed client per scheduler address, kept for the process's lifetime."""
-    if address not in _CLIENTS:
-        from distributed import Client
-
-        _CLIENTS[address] = Client(address, set_as_default=False)
-    return _CLIENTS[address]
 
 
 def _shard_search(query: np.ndarray, shard: np.ndarray, k: int, offset: int, options: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,15 @@ def flchain_sample():
     return rows.reset_index(drop=True), schema
 
 
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A two-worker dask.distributed LocalCluster (separate processes, as a remote cluster's workers)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        yield c
+
+
 @pytest.fixture(scope="session", autouse=True)
 def signing_key_home(tmp_path_factory):
     """Releases made by the tests are signed with a development key in a temp folder, never the

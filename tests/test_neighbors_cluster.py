@@ -4,16 +4,14 @@ remote scheduler address in production) returns what the single-process engine r
 import numpy as np
 import pytest
 
+from synth_pipeline import cluster as sp_cluster
 from synth_pipeline import neighbors
 from synth_pipeline.neighbors import nearest, sharded_nearest
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
-        yield c
+def cluster(dask_cluster):
+    return dask_cluster
 
 
 def _data():
@@ -30,7 +28,7 @@ def _data():
 def test_sharded_search_equals_the_single_process_engine_bit_for_bit(cluster, shards):
     query, reference = _data()
     local = nearest(query, reference, k=3, scheduler="")
-    client = neighbors.dask_client(cluster.scheduler_address)
+    client = sp_cluster.client(cluster.scheduler_address)
     sharded = sharded_nearest(query, reference, k=3, client=client, shards=shards)
     assert np.array_equal(local[0], sharded[0]) and np.array_equal(local[1], sharded[1])
     assert (sharded[0][:20, 0] == 0.0).all()
@@ -42,7 +40,7 @@ def test_the_scheduler_switch_routes_every_caller_to_the_cluster(cluster, monkey
     calls = []
     real = neighbors.sharded_nearest
     monkeypatch.setattr(neighbors, "sharded_nearest", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-    monkeypatch.setenv(neighbors.SCHEDULER_ENV, cluster.scheduler_address)
+    monkeypatch.setenv(sp_cluster.SCHEDULER_ENV, cluster.scheduler_address)
     remote = nearest(query, reference, k=2)
     assert calls and np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
 

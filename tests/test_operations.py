@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.operations import new_input_file, release_job
-from resources import AlertWebhook, ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
+from resources import AlertWebhook, ComputeDevice, DaskCluster, ParquetIOManager, PipelineSettings, ReleaseStore
 from synth_pipeline.definitions import ASSETS, GATE_CHECKS
 
 
@@ -43,6 +43,7 @@ def test_failed_run_alerts_once_and_bad_input_is_not_retried(tmp_path, receiver)
             "io_manager": ParquetIOManager(base_dir=str(tmp_path / "work")),
             "release_store": ReleaseStore(root=str(tmp_path / "out")),
             "device": ComputeDevice(),
+            "cluster": DaskCluster(),
             "alerts": AlertWebhook(url=url),
         },
     )

@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from resources import ComputeDevice, ParquetIOManager, PipelineSettings, ReleaseStore
+from resources import ComputeDevice, DaskCluster, ParquetIOManager, PipelineSettings, ReleaseStore
 from synth_pipeline.cli import run_release
 from synth_pipeline.config import RunConfig
 from synth_pipeline.definitions import ASSETS, GATE_CHECKS, defs
@@ -117,6 +117,7 @@ def _resources(tmp_path: Path, generator: str, keep: bool = False) -> dict:
         "io_manager": ParquetIOManager(base_dir=str(tmp_path / "work"), keep_intermediates=keep),
         "release_store": ReleaseStore(root=str(tmp_path / "out")),
         "device": ComputeDevice(),
+        "cluster": DaskCluster(),
     }
 
 

@@ -65,8 +65,25 @@ except dg.DagsterInvalidConfigError:
     bad_refused = True
 instance = yaml.safe_load(open("deploy/k8s/dagster.yaml"))
 launcher = process_config(K8sRunLauncher.config_type(), instance["run_launcher"]["config"])
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+ops = sorted(node.name for node in job.graph.nodes)
+execution = yaml.safe_load(open("deploy/k8s/run_config.yaml"))["execution"]["config"]
+every_step = K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(execution["step_k8s_config"]))
+pods = {}
+for op in ops:  # each step's Kubernetes job as the executor builds it (per-step config merged onto the common one)
+    own = UserDefinedDagsterK8sConfig.from_dict(execution["per_step_k8s_config"].get(op, {}))
+    k8s = every_step.merge(K8sContainerContext(run_k8s_config=own)).run_k8s_config
+    pod = construct_dagster_k8s_job(DagsterK8sJobConfig(job_image="synth-pipeline:test", dagster_home="/opt/dagster/home",
+                                                        image_pull_policy="IfNotPresent"),
+                                    args=["dagster", "api", "execute_step"], job_name="step",
+                                    user_defined_k8s_config=k8s).spec.template.spec
+    pods[op] = {"limits": pod.containers[0].resources.limits,
+                "mounts": sorted(m.mount_path for m in pod.containers[0].volume_mounts or []),
+                "claims": sorted(v.persistent_volume_claim.claim_name for v in pod.volumes or [] if v.persistent_volume_claim)}
 print(json.dumps({"executor": job.executor_def.name, "valid": ok, "bad_refused": bad_refused,
-                  "launcher_ok": launcher.success, "launcher_class": instance["run_launcher"]["class"]}))
+                  "launcher_ok": launcher.success, "launcher_class": instance["run_launcher"]["class"],
+                  "ops": ops, "pods": pods}))
 """
 
 
@@ -83,8 +100,17 @@ def test_k8s_run_config_validates_against_the_shipped_release_job():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
+    ops, pods = found.pop("ops"), found.pop("pods")
     assert found == {"executor": "k8s", "valid": True, "bad_refused": True, "launcher_ok": True,
                      "launcher_class": "K8sRunLauncher"}
     run_config = yaml.safe_load((ROOT / "deploy" / "k8s" / "run_config.yaml").read_text())
-    gpu = run_config["execution"]["config"]["per_step_k8s_config"]["fitted_generator"]
-    assert gpu["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    per_step = run_config["execution"]["config"]["per_step_k8s_config"]
+    assert set(per_step) <= set(ops), set(per_step) - set(ops)  # dagster-k8s would ignore a misspelt op
+    assert {op for op, pod in pods.items() if "nvidia.com/gpu" in pod["limits"]} == {"fitted_generator",
+                                                                                    "synthetic_candidate"}
+    gib = {op: float(pod["limits"]["memory"].removesuffix("Gi")) for op, pod in pods.items()}
+    assert gib["synthetic_candidate_dcr_gate"] >= 14  # the 10M projection of exact DCR: 10-14 GB (issue 13)
+    assert gib["synthetic_candidate_tstr_gate"] > 9 and gib["utility_report"] > 9  # the random forest: ~9 GB
+    for pod in pods.values():  # every step pod sees the same intermediates and release store
+        assert pod["mounts"] == ["/opt/synth-pipeline/.work", "/opt/synth-pipeline/releases"]
+        assert pod["claims"] == ["synth-pipeline-releases", "synth-pipeline-work"]

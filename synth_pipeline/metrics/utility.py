@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from synth_pipeline.cluster import map_tasks
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.schema import Schema, _as_category_strings
 
@@ -237,10 +238,11 @@ def _fit_all(fits: dict[str, _Labelled], holdout: _Labelled, classes: list[str],
     cat = [c for c in schema.categorical if c != schema.target]
     num = [c for c in schema.numeric if c != schema.target]
     probas, errors = {}, {}
-    for family in FAMILIES:
-        for label, table in fits.items():
-            r = _predict(family, label, table, holdout, classes, cat, num, seed)
-            (errors if isinstance(r, str) else probas)[(family, label)] = r
+    keys = [(family, label) for family in FAMILIES for label in fits]
+    found = map_tasks(_predict, [(f, lab, fits[lab]) for f, lab in keys], holdout=holdout, classes=classes,
+                      cat=cat, num=num, seed=seed)  # one task per fit: on the cluster when one is configured
+    for key, r in zip(keys, found):
+        (errors if isinstance(r, str) else probas)[key] = r
     return _score_all(holdout.y, probas, classes, positive, seed), errors
 
 
