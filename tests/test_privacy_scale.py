@@ -155,3 +155,37 @@ def test_sigterm_during_the_dcr_search_stops_the_release_and_leaves_nothing(tmp_
     assert code != 0
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file() and p.name != "ledger.jsonl"]
     assert not work.exists() or list(work.iterdir()) == []
+
+
+# --- singling-out on large tables ----------------------------------------------------------------
+
+
+def test_the_coordinated_sample_keeps_copies_with_their_originals(data):
+    from synth_pipeline.metrics.attacks import _coordinated_sample, _equal_size_samples
+
+    train, holdout, schema = data
+    ori, control = _equal_size_samples(train[schema.names], holdout[schema.names], 0)
+    a_ori, a_control, a_syn, record = _coordinated_sample(ori, control, ori, 500, seed=0)
+    assert len(a_ori) == len(a_control) == len(a_syn) == 500
+    pd.testing.assert_frame_equal(a_syn, a_ori)  # a copy's sample is its original's sample
+    assert record["rows_per_side_before"] == len(ori) and record["synthetic_rows"] == 500
+    b_ori, *_ = _coordinated_sample(ori, control, ori, 500, seed=0)
+    c_ori, *_ = _coordinated_sample(ori, control, ori, 500, seed=1)
+    pd.testing.assert_frame_equal(a_ori, b_ori)  # seeded
+    assert not a_ori.equals(c_ori)
+
+
+def test_singling_out_above_the_row_limit_keeps_its_queries_and_sees_a_copy(data, fresh_data, monkeypatch):
+    from synth_pipeline.metrics import attacks
+
+    monkeypatch.setattr(attacks, "SINGLING_OUT_ROWS", 800)
+    train, holdout, schema = data
+    copy = attacks.singling_out(train, holdout, train, schema, n_attacks=100, seed=0)
+    shrunk = copy.detail["coordinated_sample"]
+    assert shrunk["rows_per_side"] == copy.detail["rows_per_side"] == 800
+    assert shrunk["synthetic_rows"] == round(len(train) * 800 / shrunk["rows_per_side_before"])
+    assert copy.detail["n_attacks"] == 100 and copy.ci[0] > 0.1
+    train, half, fresh, schema = fresh_data
+    fresh_so = attacks.singling_out(train, half, fresh, schema, n_attacks=100, seed=0)
+    assert fresh_so.detail["coordinated_sample"]["rows_per_side"] == 800
+    assert fresh_so.value < copy.ci[0]
