@@ -102,7 +102,8 @@ def _materialize(job: str, resources: dict, *, verbose: bool, tags: dict[str, st
                  keep_intermediates: bool = False):
     """Run `job` (release_job / mri_release_job, as the UI and the schedule do) in-process. The run's
     intermediates go to its own folder under the CLI's work root, removed when the run ends unless
-    kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates)."""
+    kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates).
+    SIGTERM / Ctrl-C end the run (no retry in-process: assets/operations.in_process_jobs)."""
     from resources import ParquetIOManager
     from synth_pipeline import intermediates
     from synth_pipeline.definitions import default_resources, definitions
@@ -118,7 +119,7 @@ def _materialize(job: str, resources: dict, *, verbose: bool, tags: dict[str, st
     loggers = {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}
     if progress_enabled() and not verbose:  # a terminal (or SYNTH_PROGRESS=1): one line per step, with times
         loggers["progress"] = {}
-    return definitions(default_resources(io_manager=io, **resources)).resolve_job_def(job).execute_in_process(
+    return definitions(default_resources(io_manager=io, **resources), in_process=True).resolve_job_def(job).execute_in_process(
         run_config={"loggers": loggers},
         instance=instance or _instance(),
         tags=tags or {},

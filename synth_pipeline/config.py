@@ -101,6 +101,10 @@ class Thresholds(ThresholdSet):
                                                      "the real holdout's own column shapes against train (the floor)")
     fidelity_trend_margin_max: float = _margin(0.25, "fidelity_gate: column pair trends may sit at most this far "
                                                      "below the real holdout's own pair trends against train")
+    dcr_ci_width_max: float = Field(0.02, gt=0.0, le=1.0, description=(
+        "dcr_gate: widest 95% Wilson interval allowed for the memorisation rate and DCR share; a table with "
+        "more synthetic (or holdout) rows than that needs (9,600 at 0.02) is judged on a seeded sample of that "
+        "many query rows against the full training table (README, How privacy metrics scale)"))
 
 
 class RunConfig(Settings):
