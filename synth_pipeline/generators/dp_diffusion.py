@@ -19,7 +19,7 @@ Budget, by basic composition (ε = ε_pre + ε_sgd, δ = δ/2 + δ/2):
 The row count itself is treated as public (it sets Opacus' sampling rate), as Opacus does.
 
 A requested ε whose noise multiplier would exceed `max_noise_multiplier` (or that Opacus cannot reach)
-is refused with the reason (GeneratorError: a refusal, exit 3).
+is refused before training, with the reason (GeneratorError: a refusal, exit 3).
 """
 
 import json
@@ -36,7 +36,7 @@ from synth_pipeline.generators.dp_budget import (DEFAULT_DELTA, DEFAULT_EPSILON,
                                                  check_budget)
 from synth_pipeline.generators.encoding import TableEncoder
 from synth_pipeline.generators.mst import denoised_mass, public_domain
-from synth_pipeline.nn.training import DPTraining, write_json
+from synth_pipeline.nn.training import DPTraining, NoiseTooLarge, write_json
 from synth_pipeline.schema import Schema
 
 N_QUANTILES = 1000
@@ -78,7 +78,8 @@ class DPDiffusionGenerator(DiffusionGenerator):
     def _dp_training(self) -> DPTraining:
         _, eps_sgd, delta = self._split()
         return DPTraining(epsilon=eps_sgd, delta=delta, module="denoiser", optimizer="adamw",
-                          max_grad_norm=self.params["max_grad_norm"], accountant=self.params["accountant"])
+                          max_grad_norm=self.params["max_grad_norm"], accountant=self.params["accountant"],
+                          max_noise_multiplier=self.params["max_noise_multiplier"])
 
     # -- preprocessing inside the budget ------------------------------------------------------------
     def _fit_encoder(self, table: pd.DataFrame, seed: int) -> TableEncoder:
@@ -123,16 +124,16 @@ class DPDiffusionGenerator(DiffusionGenerator):
             self.classes = sorted(self._target_domain().categories)
         try:
             super()._fit(table, seed)
+        except NoiseTooLarge as e:
+            raise GeneratorError(
+                f"dp_diffusion: cannot meet epsilon={self.params['epsilon']:g} (delta={self.params['delta']:g}) "
+                f"usefully: DP-SGD would need {e} at {len(table)} rows; raise epsilon, use more rows or fewer "
+                "epochs") from None
         except ValueError as e:
-            if "budget" not in str(e).lower() and "epsilon" not in str(e).lower():
+            if "budget" not in str(e).lower():
                 raise
             raise GeneratorError(f"dp_diffusion: cannot meet epsilon={self.params['epsilon']:g}: Opacus: {e}") from None
         dp = self.training["dp"]
-        if dp["noise_multiplier"] > self.params["max_noise_multiplier"]:
-            raise GeneratorError(
-                f"dp_diffusion: cannot meet epsilon={self.params['epsilon']:g} (delta={self.params['delta']:g}) "
-                f"usefully: DP-SGD would need noise multiplier {dp['noise_multiplier']:.1f} > max_noise_multiplier "
-                f"{self.params['max_noise_multiplier']:g} at {len(table)} rows; raise epsilon, use more rows or fewer epochs")
         if self._noisy_classes is not None:
             dom = self._target_domain()
             labels = list(dom.categories) + ([""] if dom.nan else [])

@@ -78,6 +78,11 @@ class DPTraining:
     optimizer: str
     max_grad_norm: float = 1.0
     accountant: str = "prv"
+    max_noise_multiplier: float | None = None  # refuse (NoiseTooLarge) before training above this
+
+
+class NoiseTooLarge(ValueError):
+    """DP-SGD would need more noise than DPTraining.max_noise_multiplier allows; nothing was trained."""
 
 
 @dataclass
@@ -365,6 +370,11 @@ def _make_private(dp: DPTraining, modules, optimizers, train_t, bs: int, epochs:
         module=module, optimizer=original, data_loader=loader, target_epsilon=dp.epsilon, target_delta=dp.delta,
         epochs=epochs, max_grad_norm=dp.max_grad_norm, poisson_sampling=True, wrap_model=False)
     optimizers[dp.optimizer] = dp_opt
+    if dp.max_noise_multiplier is not None and dp_opt.noise_multiplier > dp.max_noise_multiplier:
+        hooks.cleanup()
+        optimizers[dp.optimizer] = original
+        raise NoiseTooLarge(f"noise multiplier {dp_opt.noise_multiplier:.1f} > max_noise_multiplier "
+                            f"{dp.max_noise_multiplier:g}")
     record = {"accountant": dp.accountant, "noise_multiplier": float(dp_opt.noise_multiplier),
               "sample_rate": 1 / len(loader), "max_grad_norm": dp.max_grad_norm, "expected_batch_size": bs}
     return {"engine": engine, "loader": dp_loader, "hooks": hooks, "original": original, "record": record}
