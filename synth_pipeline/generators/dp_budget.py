@@ -8,6 +8,7 @@ conversion of Canonne, Kamath & Steinke (2020, Prop. 12), the `cdp2adp` code tha
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,30 +44,24 @@ def cdp_delta(rho: float, eps: float) -> float:
     return min(delta, 1.0)
 
 
+def _bisect(lo: float, hi: float, below: Callable[[float], bool]) -> tuple[float, float]:
+    """[lo, hi] after 1000 halvings around the point where `below` turns from true to false."""
+    for _ in range(1000):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if below(mid) else (lo, mid)
+    return lo, hi
+
+
 def cdp_rho(eps: float, delta: float) -> float:
     """The largest ρ whose zCDP guarantee implies (ε, δ)-DP (bisection, as MST's cdp2adp.cdp_rho)."""
-    lo, hi = 0.0, eps + 1
-    for _ in range(1000):
-        rho = (lo + hi) / 2
-        if cdp_delta(rho, eps) <= delta:
-            lo = rho
-        else:
-            hi = rho
-    return lo
+    return _bisect(0.0, eps + 1, lambda rho: cdp_delta(rho, eps) <= delta)[0]
 
 
 def cdp_eps(rho: float, delta: float) -> float:
     """The smallest ε with cdp_delta(ρ, ε) <= δ: the (ε, δ) guarantee ρ-zCDP gives (as cdp2adp.cdp_eps)."""
     if rho <= 0:
         return 0.0
-    lo, hi = 0.0, rho + 2 * math.sqrt(rho * math.log(1 / delta))
-    for _ in range(1000):
-        eps = (lo + hi) / 2
-        if cdp_delta(rho, eps) <= delta:
-            hi = eps
-        else:
-            lo = eps
-    return hi
+    return _bisect(0.0, rho + 2 * math.sqrt(rho * math.log(1 / delta)), lambda eps: cdp_delta(rho, eps) > delta)[1]
 
 
 @dataclass(frozen=True)
