@@ -51,3 +51,12 @@ def definitions(resources: dict) -> dg.Definitions:
 
 
 defs = definitions(default_resources())
+
+
+def cli_release_job() -> dg.JobDefinition:
+    """release_job with the default resources: the reconstructable target of the CLI's multiprocess
+    runs (each step process rebuilds the job from here; the run config carries the resources' values)."""
+    return definitions(default_resources()).resolve_job_def("release_job")
+
+
+RECONSTRUCTABLE_JOBS = {"release_job": cli_release_job}

@@ -93,6 +93,18 @@ def remove(folder: Path) -> bool:
     return not folder.exists()
 
 
+def remove_owned(root: Path, pid: int) -> list[Path]:
+    """Remove the folders under `root` whose runs process `pid` ran (unless kept): what a multiprocess
+    run's owner does when the run is over, since no step process saw the whole run."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    host = socket.gethostname()
+    owned = [f for f in root.iterdir() if f.is_dir() and (o := read_owner(f)) is not None and o.pid == pid
+             and o.host == host]
+    return [f for f in owned if remove(f)]
+
+
 def sweep(root: Path, finished: Callable[[str], bool], *, spare: str | None = None) -> list[Path]:
     """Remove every run folder under `root` whose run is over: recorded as finished, or its owner
     process (on this host) gone. `spare` (the caller's own run) and folders without an owner
