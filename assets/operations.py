@@ -51,15 +51,24 @@ def _executor():
     return None
 
 
-def _group_job(name: str, group: str, description: str):
+def _group_job(name: str, group: str, description: str, retry: dg.RetryPolicy | None = RETRY):
     """One asset group as a job, with the retry policy and the failure alert every release job has."""
     return dg.define_asset_job(name, selection=dg.AssetSelection.groups(group), description=description,
-                               op_retry_policy=RETRY, hooks={alert_on_failure}, executor_def=_executor())
+                               op_retry_policy=retry, hooks={alert_on_failure}, executor_def=_executor())
 
 
-release_job = _group_job("release_job", "tabular", "Ingest, validate, split, train, sample, gate and release one dataset.")
-mri_release_job = _group_job("mri_release_job", "mri",
-                             "The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release.")
+_JOBS = (("release_job", "tabular", "Ingest, validate, split, train, sample, gate and release one dataset."),
+         ("mri_release_job", "mri", "The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release."))
+release_job, mri_release_job = (_group_job(*job) for job in _JOBS)
+
+
+def in_process_jobs() -> list:
+    """The same jobs without the retry policy, for in-process runs (the CLI, the Python API). Dagster
+    retries a step stopped by an interrupt (SIGTERM, Ctrl-C) whenever a retry policy applies, and the
+    in-process executor, which never polls for interrupts, then runs it again instead of ending the
+    run: a SIGTERM could not stop a release. Without the policy the interrupt ends the run (canceled,
+    intermediates removed at teardown). Daemon runs keep it: their executor stops on termination."""
+    return [_group_job(*job, retry=None) for job in _JOBS]
 
 
 def lane_config(data: str, settings: dict | None = None) -> dict:

@@ -138,7 +138,8 @@ def _materialize(job: str, resources: dict[str, dict], *, verbose: bool, tags: d
     it needs a persistent instance, so without one (no $DAGSTER_HOME) the run gets a temporary one,
     and an ephemeral instance passed in (tests, the API without $DAGSTER_HOME) runs in-process.
     The run's intermediates go to its own folder under the CLI's work root, removed when the run
-    ends unless kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates)."""
+    ends unless kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates).
+    SIGTERM / Ctrl-C end the run (no retry policy in CLI runs: assets/operations.in_process_jobs)."""
     import dagster as dg
 
     from synth_pipeline import intermediates
@@ -160,7 +161,7 @@ def _materialize(job: str, resources: dict[str, dict], *, verbose: bool, tags: d
     run_config = {"loggers": loggers, "resources": {k: {"config": v} for k, v in {**resources, "io_manager": io}.items()}}
     instance = instance or _instance()
     if executor != "multiprocess" or instance.is_ephemeral:
-        return definitions(default_resources()).resolve_job_def(job).execute_in_process(
+        return definitions(default_resources(), in_process=True).resolve_job_def(job).execute_in_process(
             run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=False)
     # forkserver: each step process is forked from a server that has already imported the job's module
     # (Dagster, pandas, scikit-learn, the assets), not started from scratch (seconds per step, minutes
@@ -266,21 +267,6 @@ def _base_config(args):
     return load_catalogue(args.catalogue).entry(args.dataset).run_config()
 
 
-def _until_signalled(run):
-    """run() with SIGTERM turned into KeyboardInterrupt, as Ctrl-C is: the run stops, its step
-    processes are stopped, its intermediates are removed and nothing half-written is published."""
-    import signal
-
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    saved = signal.signal(signal.SIGTERM, interrupted)
-    try:
-        return run()
-    finally:
-        signal.signal(signal.SIGTERM, saved)
-
-
 def cmd_release(args) -> int:
     cfg = _base_config(args).with_overrides(
         data=args.data, target=args.target, generator=args.generator, seed=args.seed,
@@ -294,8 +280,8 @@ def cmd_release(args) -> int:
     for o in cfg.overrides():
         print(f"synth-pipeline: deliberate override: {o['threshold']} = {o['value']} (default {o['default']}, "
               f"{o['note']}); recorded in the manifest", file=sys.stderr)
-    outcome = _until_signalled(lambda: run_release(cfg, out, verbose=args.verbose,
-                                                   keep_intermediates=args.keep_intermediates, executor=args.executor))
+    outcome = run_release(cfg, out, verbose=args.verbose, keep_intermediates=args.keep_intermediates,
+                          executor=args.executor)
     print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
     return outcome.exit_code
 

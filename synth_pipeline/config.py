@@ -87,6 +87,10 @@ class Thresholds(ThresholdSet):
     tstr_ratio_min: float = _unit(0.90, "tstr_gate: best TSTR AUROC / best TRTR AUROC")
     inference_ci_low_max: float = _unit(0.25, "inference_gate: lower end of the 95% CI of anonymeter's "
                                               "attribute-inference risk (benchmarks/PRIVACY_GATES.md)")
+    dcr_ci_width_max: float = Field(0.02, gt=0.0, le=1.0, description=(
+        "dcr_gate: widest 95% Wilson interval allowed for the memorisation rate and DCR share; a table with "
+        "more synthetic (or holdout) rows than that needs (9,601 at 0.02) is judged on a seeded sample of that "
+        "many query rows against the full training table (README, How privacy metrics scale)"))
 
 
 class RunConfig(Settings):

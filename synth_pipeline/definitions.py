@@ -6,8 +6,8 @@ from assets import evaluation, ingest, release, split, training
 from assets.gates import GATE_CHECKS
 from assets.mri import MRI_ASSETS, MRI_GATE_CHECKS
 from assets.operations import (
-    INTERMEDIATES_CLEANUP, alerts_from_env, entry_schedules, mri_release_job, new_input_file, nightly_release,
-    release_job,
+    INTERMEDIATES_CLEANUP, alerts_from_env, entry_schedules, in_process_jobs, mri_release_job, new_input_file,
+    nightly_release, release_job,
 )
 from resources import ComputeDevice, MriSettings, ParquetIOManager, PipelineSettings, ReleaseStore
 from resources.progress import progress_logger
@@ -37,14 +37,16 @@ def default_resources(**overrides) -> dict:
     } | overrides
 
 
-def definitions(resources: dict) -> dg.Definitions:
-    """The code location's definitions with these resources (the CLI runs the same jobs in-process)."""
+def definitions(resources: dict, *, in_process: bool = False) -> dg.Definitions:
+    """The code location's definitions with these resources. The CLI runs the same jobs in-process
+    (`in_process`): without the retry policy, so that an interrupt ends the run (in_process_jobs), and
+    without the schedules and the file sensor, which start the daemon's jobs."""
     return dg.Definitions(
         assets=[ingest.raw_input, *ASSETS, *MRI_ASSETS],
         asset_checks=[*GATE_CHECKS, *MRI_GATE_CHECKS],
-        jobs=[release_job, mri_release_job],
-        schedules=[nightly_release, *entry_schedules()],
-        sensors=[new_input_file, *INTERMEDIATES_CLEANUP],
+        jobs=in_process_jobs() if in_process else [release_job, mri_release_job],
+        schedules=[] if in_process else [nightly_release, *entry_schedules()],  # they target the daemon's jobs
+        sensors=[*([] if in_process else [new_input_file]), *INTERMEDIATES_CLEANUP],
         resources=resources,
         loggers={"console": dg.colored_console_logger, "progress": progress_logger},
     )
@@ -54,9 +56,10 @@ defs = definitions(default_resources())
 
 
 def cli_release_job() -> dg.JobDefinition:
-    """release_job with the default resources: the reconstructable target of the CLI's multiprocess
-    runs (each step process rebuilds the job from here; the run config carries the resources' values)."""
-    return definitions(default_resources()).resolve_job_def("release_job")
+    """release_job as the CLI runs it (`in_process` definitions: no retry policy, no schedules), with the
+    default resources: the reconstructable target of the CLI's multiprocess runs (each step process
+    rebuilds the job from here; the run config carries the resources' values)."""
+    return definitions(default_resources(), in_process=True).resolve_job_def("release_job")
 
 
 RECONSTRUCTABLE_JOBS = {"release_job": cli_release_job}

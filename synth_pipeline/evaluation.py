@@ -23,6 +23,11 @@ def _link_metric(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> M
     )
 
 
+def _dcr_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    return dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed, k=cfg.small_cell_k,
+                       ci_width=cfg.thresholds.dcr_ci_width_max)
+
+
 def attack_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """anonymeter singling-out (report only) and attribute inference of the target and the sensitive
     columns (what inference_gate judges)."""
@@ -33,7 +38,7 @@ def attack_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) ->
 def privacy_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """DCR, memorisation, exact copies and NNDR (synthetic->train vs holdout->train), linkability,
     anonymeter singling-out (report only) and attribute inference of the target and sensitive columns."""
-    return [*dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed, k=cfg.small_cell_k),
+    return [*_dcr_metrics(candidate, train, holdout, schema, cfg),
             _link_metric(candidate, train, holdout, schema, cfg),
             *attack_metrics(candidate, train, holdout, schema, cfg)]
 
@@ -56,7 +61,7 @@ def fidelity(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[
 
 
 def _dcr(candidate, train, holdout, schema, cfg) -> GateResult:
-    return dcr_gate(dcr_metrics(train, holdout, candidate, schema, seed=cfg.seed, k=cfg.small_cell_k), cfg.thresholds)
+    return dcr_gate(_dcr_metrics(candidate, train, holdout, schema, cfg), cfg.thresholds)
 
 
 def _linkability(candidate, train, holdout, schema, cfg) -> GateResult:

@@ -5,6 +5,7 @@ pre-select candidates, then a float64 re-rank makes the returned neighbours and 
 """
 
 import os
+import threading
 
 import numpy as np
 
@@ -18,6 +19,11 @@ _GROUPS = 16  # torch: a tile's columns fall into groups of 16 whose minimum pre
 _SUPER = 128  # torch: tiles whose group minima are ranked together (at most _SUPER_MINS minima)
 _SUPER_MINS = 8192
 _KEEP_COLS = 16384  # torch: a reference this small (in full tiles) keeps its tiles instead of recomputing
+_WAIT_S = 0.1  # the calling thread waits for worker threads in slices this long (signals run in between)
+
+
+class SearchStopped(Exception):
+    """A worker thread's block abandoned because the search as a whole was stopped."""
 
 
 def _check_inputs(query: np.ndarray, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +100,11 @@ class _TorchBlocks:
         self.r[:, : r.shape[1]] = r
         self.r[:, r.shape[1]] = (r * r).sum(dim=1)
         self.offsets = torch.arange(_GROUPS, device=device)
+        self.stop = threading.Event()  # set: every tile loop ends at its next tile (_run_threaded)
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise SearchStopped("nearest-neighbour search stopped")
 
     def _augment(self, q32: np.ndarray):
         torch = self.torch
@@ -108,6 +119,7 @@ class _TorchBlocks:
         torch = self.torch
         buf = torch.empty((len(qa), min(self.tile_cols, self.m)), device=self.device)
         for r0 in range(0, self.m, self.tile_cols):
+            self._check_stop()
             r1 = min(self.m, r0 + self.tile_cols)
             out = buf if r1 - r0 == buf.shape[1] else buf.new_empty((len(qa), r1 - r0))
             yield r0, torch.mm(qa, self.r[r0:r1].T, out=out)
@@ -188,6 +200,7 @@ class _TorchBlocks:
             pending.clear()
 
         for r0 in range(0, self.m, tile):
+            self._check_stop()
             r1 = min(self.m, r0 + tile)
             if store is not None and r1 - r0 == tile:
                 k_slot = len(pending)
@@ -401,7 +414,7 @@ def nearest(
         for q0 in starts:
             search(q0)
     else:
-        _run_threaded(search, starts, workers)
+        _run_threaded(search, starts, workers, engine.stop)
     return dist, idx
 
 
@@ -414,13 +427,19 @@ def _cpu_workers(backend: str, device: str, n: int) -> int:
     return max(1, torch.get_num_threads())
 
 
-def _run_threaded(search, starts, workers: int) -> None:
+def _run_threaded(search, starts, workers: int, stop: threading.Event) -> None:
     """Query blocks spread over `workers` threads, each running torch single-threaded (torch releases
     the GIL inside its kernels). One coarse task per block instead of a fork/join of the intra-op
     pool in every matmul, top-k and gather: on a busy machine each of those joins waits for the
-    slowest, descheduled thread (measured: 2-core CPU shared with other jobs, 4-10x slower)."""
+    slowest, descheduled thread (measured: 2-core CPU shared with other jobs, 4-10x slower).
+
+    Stopping: the calling thread waits in slices of _WAIT_S, so a signal handler that raises (SIGTERM
+    or SIGINT, as Dagster and the CLI turn them into exceptions) runs within one slice; on any
+    exception, its own or a worker's, `stop` ends every running block at its next distance tile and
+    the blocks not yet started are dropped, so the exception leaves at once instead of after the
+    whole search."""
     import torch
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     outer = torch.get_num_threads()
 
@@ -429,11 +448,18 @@ def _run_threaded(search, starts, workers: int) -> None:
             torch.set_num_threads(1)  # per thread under OpenMP; restored for the caller below
         search(q0)
 
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nearest")
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nearest") as pool:
-            for future in [pool.submit(run, q0) for q0 in starts]:
-                future.result()
+        pending = {pool.submit(run, q0) for q0 in starts}
+        while pending:
+            done, pending = wait(pending, timeout=_WAIT_S, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # a worker's exception is raised here
+    except BaseException:
+        stop.set()
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(outer)
 
 

@@ -6,9 +6,10 @@ import math
 import numpy as np
 
 HISTOGRAM_BINS = 30
+Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
 
 
-def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     """95% Wilson score interval for a proportion (stays inside [0, 1] and sane near 0 and 1)."""
     if n <= 0:
         return (0.0, 1.0)
@@ -17,6 +18,14 @@ def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> t
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def wilson_sample_size(width: float, z: float = Z95) -> int:
+    """The fewest trials whose 95% Wilson interval is at most `width` wide whatever the proportion:
+    the interval is widest at 1/2, where its width is z / sqrt(n + z²)."""
+    if not 0.0 < width <= 1.0:
+        raise ValueError(f"width={width}: expected 0 < width <= 1")
+    return max(1, math.ceil((z / width) ** 2 - z * z))
 
 
 def newcombe_difference(x1: float, n1: int, x2: float, n2: int) -> tuple[float, float]:

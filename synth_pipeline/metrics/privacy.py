@@ -15,7 +15,9 @@ import pandas as pd
 from synth_pipeline.config import Thresholds
 from synth_pipeline.copies import training_shares
 from synth_pipeline.metrics.base import MetricResult, missing
-from synth_pipeline.metrics.distances import dcr_histogram, dcr_quantiles, newcombe_difference, wilson_interval
+from synth_pipeline.metrics.distances import (
+    dcr_histogram, dcr_quantiles, newcombe_difference, wilson_interval, wilson_sample_size,
+)
 from synth_pipeline.neighbors import nearest
 from synth_pipeline.metrics.evidence import attacks_to_bound, zero_risk_upper
 from synth_pipeline.schema import Schema
@@ -136,21 +138,53 @@ def exact_copies(
     )
 
 
+def query_rows(n_rows: int, size: int, seed: int, table: int) -> np.ndarray | None:
+    """The rows of one table (0 synthetic, 1 holdout) a DCR search queries: None (every row) when it
+    has at most `size` rows, else a seeded sample of `size` rows (sorted), drawn from a stream of its
+    own so the seed's other draws stay as they were."""
+    if n_rows <= size:
+        return None
+    rng = np.random.default_rng([seed, 0x64637271, table])  # "dcrq"
+    return np.sort(rng.choice(n_rows, size=size, replace=False))
+
+
+def _sampling(rows: np.ndarray | None, population: int, size: int, width: float, seed: int) -> dict:
+    """What the manifest records about the query rows of one table."""
+    return {"population": population, "queried": population if rows is None else len(rows),
+            "sampled": rows is not None, "sample_size": size, "ci_width_max": width, "seed": seed}
+
+
 def dcr_metrics(
-    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int, k: int = 5
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int, k: int = 5,
+    ci_width: float = Thresholds().dcr_ci_width_max,
 ) -> list[MetricResult]:
     """memorisation_rate, dcr_share, exact_copies and nndr (DESIGN.md), in that order.
 
     Every number is paired with the same quantity for the holdout, a real sample the generator never
-    saw: that is what "as close to train as fresh data would be" means."""
+    saw: that is what "as close to train as fresh data would be" means.
+
+    Linear in the table size: memorisation, DCR share and NNDR query at most `wilson_sample_size(
+    ci_width)` synthetic rows and as many holdout rows (a seeded sample above that, every row below),
+    each searched exactly against the full training table (and the DCR share's references), so the
+    95% Wilson interval the gate reads is at most `ci_width` wide and no copy can hide from a query;
+    `detail["sampling"]` records the sample and population sizes. Exact copies are counted over every
+    synthetic row by hashing."""
     problem = _table_problem(train, holdout, synthetic, schema)
     if problem:
         return [missing(name, problem, DCR_COMPARED) for name in DCR_NAMES]
+    size = wilson_sample_size(ci_width)
+    syn_rows, hold_rows = query_rows(len(synthetic), size, seed, 0), query_rows(len(holdout), size, seed, 1)
+    sampling = {"synthetic": _sampling(syn_rows, len(synthetic), size, ci_width, seed),
+                "holdout": _sampling(hold_rows, len(holdout), size, ci_width, seed),
+                "rule": "at most sample_size query rows per table (seeded sample above it), searched against "
+                        "the full training table: the 95% Wilson interval is then at most ci_width_max wide"}
     emb = fit_embedding(train, schema)
-    e_train, e_hold, e_syn = emb.transform(train), emb.transform(holdout), emb.transform(synthetic)
+    e_train, e_hold = emb.transform(train), emb.transform(holdout)
+    e_syn = emb.transform(synthetic if syn_rows is None else synthetic.iloc[syn_rows])
+    q_hold = e_hold if hold_rows is None else e_hold[hold_rows]
     d_syn, _ = nearest(e_syn, e_train, k=2)
-    d_hold, _ = nearest(e_hold, e_train, k=2)
-    n_syn, n_hold = len(d_syn), len(d_hold)
+    d_hold, _ = nearest(q_hold, e_train, k=2)
+    n_syn, n_hold = len(d_syn), len(e_hold)
 
     quantiles = {"synthetic_to_train": dcr_quantiles(d_syn), "holdout_to_train": dcr_quantiles(d_hold)}
     p5 = quantiles["holdout_to_train"]["p5"]
@@ -168,6 +202,7 @@ def dcr_metrics(
             "dcr_quantiles": quantiles,
             "embedding_dim": emb.dim,
             "histogram": dcr_histogram(d_syn[:, 0], d_hold[:, 0]),
+            "sampling": sampling,
         },
     )
 
@@ -184,7 +219,8 @@ def dcr_metrics(
         ci=wilson_interval(share_count, n_syn),
         compared="synthetic->train subset vs synthetic->holdout (equal sizes)",
         detail={"n_closer_to_train": int(closer), "n_ties": int(ties), "train_subset_size": int(len(subset)),
-                "holdout_size": n_hold, "seed": seed},
+                "holdout_size": n_hold, "seed": seed, "sampling": {"synthetic": sampling["synthetic"],
+                                                                   "rule": sampling["rule"]}},
     )
 
     exact = exact_copies(train=train, holdout=holdout, synthetic=synthetic, schema=schema, k=k)
@@ -193,7 +229,7 @@ def dcr_metrics(
         name="nndr",
         value=float(np.median(_nndr(d_syn))),
         compared=DCR_COMPARED,
-        detail={"holdout_median": float(np.median(_nndr(d_hold)))},
+        detail={"holdout_median": float(np.median(_nndr(d_hold))), "sampling": sampling},
     )
     return [memorisation, share, exact, nndr]
 
