@@ -166,10 +166,12 @@ def _materialize(job: str, resources: dict[str, dict], *, verbose: bool, tags: d
     # forkserver: each step process is forked from a server that has already imported the job's module
     # (Dagster, pandas, scikit-learn, the assets), not started from scratch (seconds per step, minutes
     # on a loaded machine)
+    target = RECONSTRUCTABLE_JOBS[job]
+    forkserver = {"preload_modules": [target.__module__]}
     run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": parallel_steps(),
-                                                           "start_method": {"forkserver": {}}}}}
+                                                           "start_method": {"forkserver": forkserver}}}}
     try:
-        return dg.execute_job(dg.reconstructable(RECONSTRUCTABLE_JOBS[job]), instance=instance,
+        return dg.execute_job(dg.reconstructable(target), instance=instance,
                               run_config=run_config, tags=tags or {}, raise_on_error=False)
     finally:  # no step process outlives the run, so none removes the folder at its teardown: the run's owner does
         intermediates.remove_owned(work, os.getpid())
