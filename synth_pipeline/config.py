@@ -89,7 +89,7 @@ class Thresholds(ThresholdSet):
                                               "attribute-inference risk (benchmarks/PRIVACY_GATES.md)")
     dcr_ci_width_max: float = Field(0.02, gt=0.0, le=1.0, description=(
         "dcr_gate: widest 95% Wilson interval allowed for the memorisation rate and DCR share; a table with "
-        "more synthetic (or holdout) rows than that needs (9,601 at 0.02) is judged on a seeded sample of that "
+        "more synthetic (or holdout) rows than that needs (9,600 at 0.02) is judged on a seeded sample of that "
         "many query rows against the full training table (README, How privacy metrics scale)"))
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from synth_pipeline.hashing import row_hashes
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.privacy import _for_anonymeter, _table_problem
 from synth_pipeline.schema import Schema
@@ -30,6 +31,11 @@ SINGLING_OUT_COLS = 3
 # queries drawn from a train-sized table singles out exactly one row (0.76%), so 200 per attack
 # reaches the requested count there; it bounds the run time on tables where singling out is rarer.
 SINGLING_OUT_ATTEMPTS_PER_ATTACK = 200
+# Rows per side (train and holdout, after equalising) above which singling-out runs on a coordinated
+# sample (`_coordinated_sample`): more rows and 3-column queries rarely single out one synthetic row,
+# so the attempt cap leaves the attack without queries (26 of 300 at 200k rows). 3,000 keeps every
+# bundled table whole at the default holdout fraction (FLCHAIN: 2,363); benchmarks/PRIVACY_GATES.md.
+SINGLING_OUT_ROWS = 3000
 INFERENCE_TOLERANCE = 0.05  # anonymeter's: a numeric guess within 5% (relative) of the secret counts
 _GUESS_PAIRS = (1000, 2000)  # random-guess baseline: targets x synthetic rows compared
 _SHORTFALL = re.compile(r"could generate only (\d+) singling out queries")
@@ -87,6 +93,31 @@ def _equal_size_samples(train: pd.DataFrame, holdout: pd.DataFrame, seed: int) -
     return sample(ori), sample(control)
 
 
+def _lowest_hashes(df: pd.DataFrame, k: int, salt: np.uint64) -> pd.DataFrame:
+    """The k rows of `df` whose salted row hash (hashing.row_hashes) is smallest, in table order."""
+    h = row_hashes(df, list(df.columns)) ^ salt
+    keep = np.sort(np.argpartition(h, k - 1)[:k]) if k < len(df) else np.arange(len(df))
+    return df.iloc[keep].reset_index(drop=True)
+
+
+def _coordinated_sample(
+    ori: pd.DataFrame, control: pd.DataFrame, syn: pd.DataFrame, rows: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """The three tables shrunk by one factor, rows / len(ori), each to the rows with the smallest
+    seeded-salted row hashes (bottom-k sampling), so equal rows are kept or dropped together across
+    tables: a synthetic row that copies a training row stays exactly when the training row does, and
+    the attack sees a copy as it would at full size, while queries built on a few thousand synthetic
+    rows still single one out. `ori` and `control` stay equal in size."""
+    salt = np.random.SeedSequence([seed, 0x736F]).generate_state(1, dtype=np.uint64)[0]
+    n_syn = max(1, round(len(syn) * rows / len(ori)))
+    shrunk = (_lowest_hashes(ori, rows, salt), _lowest_hashes(control, rows, salt), _lowest_hashes(syn, n_syn, salt))
+    record = {"rows_per_side_before": len(ori), "synthetic_rows_before": len(syn), "rows_per_side": rows,
+              "synthetic_rows": n_syn, "seed": seed,
+              "rule": f"above {rows} rows per side, train, holdout and synthetic are shrunk by one factor to the "
+                      "rows with the smallest seeded row hashes (copies stay with their originals)"}
+    return (*shrunk, record)
+
+
 def _random_query_successes(syn: pd.DataFrame, ori: pd.DataFrame, n_queries: int, n_cols: int, seed: int) -> int:
     """anonymeter's random-guess baseline for singling out, made reproducible: `n_queries` random
     `n_cols`-column predicates built by anonymeter's own `_random_query`, counted where they match
@@ -135,7 +166,11 @@ def singling_out(
     evaluates them in batches of 1,000; about 1 in 130 singles out a row of a FLCHAIN-sized table):
     300 attacks (the default) took 13-14 s against a 5,511-row synthetic table (a copy of train, a
     Gaussian copula sample) and 5 s against a fresh 1,182-row sample, on a loaded 2-core machine;
-    500 attacks took 19-27 s there, hence 300 (95% CI half-width about ±0.07 at a risk of 0)."""
+    500 attacks took 19-27 s there, hence 300 (95% CI half-width about ±0.07 at a risk of 0).
+
+    Large tables: above SINGLING_OUT_ROWS rows per side the attack runs on a coordinated sample of
+    that many (`_coordinated_sample`, recorded in `detail["coordinated_sample"]`), so its time and
+    its query yield do not depend on the table size."""
     from anonymeter.evaluators import SinglingOutEvaluator  # here: importing it loads numba (~1 s)
     from anonymeter.stats.confidence import EvaluationResults
 
@@ -150,6 +185,9 @@ def singling_out(
     attempts = max_attempts if max_attempts is not None else SINGLING_OUT_ATTEMPTS_PER_ATTACK * n_attacks
     ori, control = _equal_size_samples(train[cols], holdout[cols], seed)
     syn = synthetic[cols].reset_index(drop=True)
+    shrunk = None
+    if len(ori) > SINGLING_OUT_ROWS:
+        ori, control, syn, shrunk = _coordinated_sample(ori, control, syn, SINGLING_OUT_ROWS, seed)
 
     log = logging.getLogger("anonymeter.evaluators.singling_out_evaluator")
     catcher = _QueryShortfall()
@@ -197,6 +235,8 @@ def singling_out(
         "max_attempts": attempts,
         "seed": seed,
     }
+    if shrunk is not None:
+        detail["coordinated_sample"] = shrunk
     if n_queries < n_attacks:
         detail["note"] = (
             f"only {n_queries} of {n_attacks} queries single out a synthetic row within {attempts} "
