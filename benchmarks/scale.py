@@ -19,9 +19,11 @@ The run: `python -m synth_pipeline.cli release --data <table> --config <config> 
 child process (default generator, gaussian_copula), with DAGSTER_HOME a fresh folder, so the run's
 step events land in a persistent instance and are read back afterwards:
   * step time: STEP_START to STEP_SUCCESS / STEP_FAILURE of each Dagster step (wall clock);
-  * peak RSS: the summed resident memory of the child and every process it starts (psutil, sampled
-    every 0.2 s; with the multiprocess executor the steps run in processes of their own), and the
-    largest single process (getrusage(RUSAGE_CHILDREN).ru_maxrss);
+  * peak memory: the summed resident memory of the child and every process it starts (psutil, sampled
+    every 0.2 s; with the multiprocess executor the steps run in processes of their own), as RSS
+    (pages shared by forked processes counted in each: an upper bound) and as PSS (shared pages split
+    between the processes sharing them: the machine's actual use), and the largest single process
+    (getrusage(RUSAGE_CHILDREN).ru_maxrss);
   * the machine's 1-minute load average, mean over the samples, next to every figure.
 Each result is appended to benchmarks/scale_runs.jsonl; SCALE.md's generated section (between the
 markers) is rewritten from it: every run, and for the newest --label with two sizes or more, a
@@ -76,19 +78,22 @@ def make_table(rows: int, seed: int, path: Path) -> None:
     pd.DataFrame(table).to_parquet(path, index=False)
 
 
-def _tree_rss(proc) -> int:
+def _tree_memory(proc) -> tuple[int, int]:
+    """(summed RSS, summed PSS) of `proc` and all its descendants. Forked step processes share the
+    forkserver's pages (imported libraries): RSS counts them once per process, PSS splits them."""
     import psutil
 
-    total = 0
+    rss = pss = 0
     try:
         for p in [proc, *proc.children(recursive=True)]:
             try:
-                total += p.memory_info().rss
+                full = p.memory_full_info()
+                rss, pss = rss + full.rss, pss + getattr(full, "pss", full.rss)
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
-    return total
+    return rss, pss
 
 
 def step_times(dagster_home: Path) -> tuple[str | None, dict[str, float], dict[str, str]]:
@@ -113,6 +118,13 @@ def step_times(dagster_home: Path) -> tuple[str | None, dict[str, float], dict[s
         return run.run_id, seconds, status
 
 
+def _auto_choice(rows: int) -> str:
+    sys.path.insert(0, str(ROOT))
+    from synth_pipeline.cli import choose_executor
+
+    return choose_executor("auto", rows)
+
+
 def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, label: str, keep: Path | None) -> dict:
     import psutil
 
@@ -130,13 +142,14 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
                "--out", str(tmp / "releases")]
         if executor:
             cmd += ["--executor", executor]
-        loads, peak = [], 0
+        loads, peak, peak_pss = [], 0, 0
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ps = psutil.Process(proc.pid)
         timed_out = False
         while proc.poll() is None:
-            peak = max(peak, _tree_rss(ps))
+            rss, pss = _tree_memory(ps)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             loads.append(os.getloadavg()[0])
             if time.perf_counter() - start > timeout:
                 proc.terminate()  # the CLI's SIGTERM cleanup removes intermediates and any partial release
@@ -156,10 +169,10 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
             shutil.copytree(tmp / "releases", keep / f"rows{rows}", dirs_exist_ok=True)
         return {
             "rows": rows, "label": label, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "executor": executor or "default", "exit_code": proc.returncode, "timed_out": timed_out,
+            "executor": executor or f"{_auto_choice(rows)} (auto)", "exit_code": proc.returncode, "timed_out": timed_out,
             "outcome": output.strip().splitlines()[-1][:300] if output.strip() else "",
             "wall_seconds": round(wall, 1), "make_table_seconds": round(make_seconds, 1),
-            "peak_rss_tree_bytes": peak, "largest_process_rss_bytes": largest,
+            "peak_rss_tree_bytes": peak, "peak_pss_tree_bytes": peak_pss, "largest_process_rss_bytes": largest,
             "load_mean": round(float(np.mean(loads)), 2) if loads else None,
             "load_max": round(float(np.max(loads)), 2) if loads else None,
             "cpus": os.cpu_count(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -181,6 +194,8 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float]], tuple[float, 
         if r["exit_code"] in (0, 3) and not r["timed_out"]:
             series.setdefault("whole run", []).append((n, r["wall_seconds"]))
             series.setdefault("peak RSS", []).append((n, r["peak_rss_tree_bytes"]))
+            if r.get("peak_pss_tree_bytes"):
+                series.setdefault("peak PSS", []).append((n, r["peak_pss_tree_bytes"]))
     out = {}
     for step, points in series.items():
         if len(points) < 2:
@@ -202,14 +217,15 @@ def _duration(s: float) -> str:
 
 def render(runs: list[dict]) -> str:
     lines = [START, "", "Generated by `benchmarks/scale.py` from `benchmarks/scale_runs.jsonl`; do not edit by hand.", "",
-             "| date | label | executor | rows | outcome | whole run | peak RSS (all processes) | largest process | "
+             "| date | label | executor | rows | outcome | whole run | peak RSS, all processes (PSS) | largest process | "
              "load (mean / max, 2 cores) | slowest steps |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         slow = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(r["steps"].items(), key=lambda kv: -kv[1])[:4])
         outcome = "timed out" if r["timed_out"] else {0: "published", 3: "refused"}.get(r["exit_code"], f"exit {r['exit_code']}")
         lines.append(f"| {r['date']} | {r['label']} | {r['executor']} | {r['rows']:,} | {outcome} | "
-                     f"{_duration(r['wall_seconds'])} | {_gb(r['peak_rss_tree_bytes'])} | "
+                     f"{_duration(r['wall_seconds'])} | {_gb(r['peak_rss_tree_bytes'])}"
+                     f"{' (' + _gb(r['peak_pss_tree_bytes']) + ')' if r.get('peak_pss_tree_bytes') else ''} | "
                      f"{_gb(r['largest_process_rss_bytes'])} | {r['load_mean']} / {r['load_max']} | {slow} |")
     if runs:
         label = runs[-1]["label"]
@@ -223,7 +239,7 @@ def render(runs: list[dict]) -> str:
         else:
             lines += ["| step | b | projected at 10M rows |", "|---|---|---|"]
             for step, (b, v) in sorted(fits.items(), key=lambda kv: -kv[1][1]):
-                shown = _gb(v) if step == "peak RSS" else _duration(v)
+                shown = _gb(v) if step.startswith("peak") else _duration(v)
                 lines.append(f"| {step} | {b:.2f} | {shown} |")
     return "\n".join(lines + ["", END])
 
@@ -244,7 +260,7 @@ def main() -> int:
     p.add_argument("--rows", type=int, action="append", required=False, help="table size; repeat for several")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per run before SIGTERM (recorded as timed out)")
-    p.add_argument("--executor", choices=("in_process", "multiprocess"), help="the CLI's --executor (default: its own choice)")
+    p.add_argument("--executor", choices=("in_process", "multiprocess"), help="the CLI's --executor (default: auto)")
     p.add_argument("--label", help="groups runs for the fit (default: the git commit)")
     p.add_argument("--keep", type=Path, help="copy each published release here")
     p.add_argument("--render-only", action="store_true", help="rewrite SCALE.md from scale_runs.jsonl, run nothing")
