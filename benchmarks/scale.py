@@ -24,6 +24,10 @@ step events land in a persistent instance and are read back afterwards:
     (pages shared by forked processes counted in each: an upper bound) and as PSS (shared pages split
     between the processes sharing them: the machine's actual use), and the largest single process
     (getrusage(RUSAGE_CHILDREN).ru_maxrss);
+  * CPU seconds (user + system) of every process of the run, summed, and per step where the step had
+    a process of its own (multiprocess): on a shared machine wall time is what the others leave to
+    the run, CPU time is the run's own cost (sampled every 0.2 s, so the last fraction of a second of
+    each process is missed);
   * the machine's 1-minute load average, mean over the samples, next to every figure.
 Each result is appended to benchmarks/scale_runs.jsonl; SCALE.md's generated section (between the
 markers) is rewritten from it: every run, and for the newest --label with two sizes or more, a
@@ -78,6 +82,21 @@ def make_table(rows: int, seed: int, path: Path) -> None:
     pd.DataFrame(table).to_parquet(path, index=False)
 
 
+def _cpu_seconds(proc, seen: dict[int, float]) -> None:
+    """Record the CPU seconds (user + system) so far of `proc` and each descendant, by pid."""
+    import psutil
+
+    try:
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                seen[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+
+
 def _tree_memory(proc) -> tuple[int, int]:
     """(summed RSS, summed PSS) of `proc` and all its descendants. Forked step processes share the
     forkserver's pages (imported libraries): RSS counts them once per process, PSS splits them."""
@@ -96,26 +115,31 @@ def _tree_memory(proc) -> tuple[int, int]:
     return rss, pss
 
 
-def step_times(dagster_home: Path) -> tuple[str | None, dict[str, float], dict[str, str]]:
-    """(run id, {step: seconds}, {step: status}) of the one run in this instance."""
+def step_times(dagster_home: Path) -> tuple[str | None, dict[str, float], dict[str, str], dict[str, int]]:
+    """(run id, {step: seconds}, {step: status}, {step: its process id (multiprocess runs)}) of the one
+    run in this instance."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         runs = instance.get_runs()
         if not runs:
-            return None, {}, {}
+            return None, {}, {}, {}
         run = runs[0]
-        start, seconds, status = {}, {}, {}
+        start, seconds, status, pids = {}, {}, {}, {}
         for rec in instance.all_logs(run.run_id):
             ev = rec.dagster_event
             if ev is None or not ev.step_key:
                 continue
+            if ev.event_type_value == "STEP_WORKER_STARTED":
+                pid = ev.event_specific_data.metadata.get("pid") if ev.event_specific_data else None
+                if pid is not None:
+                    pids[ev.step_key] = int(pid.value)
             if ev.event_type_value == "STEP_START":
                 start[ev.step_key] = rec.timestamp
             elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key in start:
                 seconds[ev.step_key] = round(rec.timestamp - start[ev.step_key], 2)
                 status[ev.step_key] = "ok" if ev.event_type_value == "STEP_SUCCESS" else "failed"
-        return run.run_id, seconds, status
+        return run.run_id, seconds, status, pids
 
 
 def _auto_choice(rows: int) -> str:
@@ -142,7 +166,7 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
                "--out", str(tmp / "releases")]
         if executor:
             cmd += ["--executor", executor]
-        loads, peak, peak_pss = [], 0, 0
+        loads, peak, peak_pss, cpu = [], 0, 0, {}
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ps = psutil.Process(proc.pid)
@@ -150,6 +174,7 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
         while proc.poll() is None:
             rss, pss = _tree_memory(ps)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            _cpu_seconds(ps, cpu)
             loads.append(os.getloadavg()[0])
             if time.perf_counter() - start > timeout:
                 proc.terminate()  # the CLI's SIGTERM cleanup removes intermediates and any partial release
@@ -163,7 +188,7 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
         output = proc.communicate()[0]
         wall = time.perf_counter() - start
         largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-        run_id, steps, status = step_times(home)
+        run_id, steps, status, pids = step_times(home)
         published = "published" in output and proc.returncode == 0
         if keep is not None and published:
             shutil.copytree(tmp / "releases", keep / f"rows{rows}", dirs_exist_ok=True)
@@ -177,6 +202,8 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
             "load_max": round(float(np.max(loads)), 2) if loads else None,
             "cpus": os.cpu_count(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "run_id": run_id, "steps": steps, "step_status": status,
+            "cpu_seconds": round(sum(cpu.values()), 1),
+            "step_cpu_seconds": {k: round(cpu[p], 1) for k, p in pids.items() if p in cpu},
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -190,7 +217,8 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float]], tuple[float, 
     for n in sizes:
         r = by_size[n]
         for step, s in r["steps"].items():
-            series.setdefault(step, []).append((n, max(s, 0.01)))
+            if r.get("step_status", {}).get(step, "ok") == "ok":  # an interrupted step's time is no measurement
+                series.setdefault(step, []).append((n, max(s, 0.01)))
         if r["exit_code"] in (0, 3) and not r["timed_out"]:
             series.setdefault("whole run", []).append((n, r["wall_seconds"]))
             series.setdefault("peak RSS", []).append((n, r["peak_rss_tree_bytes"]))
@@ -217,14 +245,16 @@ def _duration(s: float) -> str:
 
 def render(runs: list[dict]) -> str:
     lines = [START, "", "Generated by `benchmarks/scale.py` from `benchmarks/scale_runs.jsonl`; do not edit by hand.", "",
-             "| date | label | executor | rows | outcome | whole run | peak RSS, all processes (PSS) | largest process | "
-             "load (mean / max, 2 cores) | slowest steps |",
+             "| date | label | executor | rows | outcome | whole run (CPU) | peak RSS, all processes (PSS) | largest process | "
+             "load (mean / max, 2 cores) | slowest steps (wall) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         slow = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(r["steps"].items(), key=lambda kv: -kv[1])[:4])
         outcome = "timed out" if r["timed_out"] else {0: "published", 3: "refused"}.get(r["exit_code"], f"exit {r['exit_code']}")
+        outcome += f" ({r['note']})" if r.get("note") else ""
         lines.append(f"| {r['date']} | {r['label']} | {r['executor']} | {r['rows']:,} | {outcome} | "
-                     f"{_duration(r['wall_seconds'])} | {_gb(r['peak_rss_tree_bytes'])}"
+                     f"{_duration(r['wall_seconds'])}{' (' + _duration(r['cpu_seconds']) + ')' if r.get('cpu_seconds') else ''} | "
+                     f"{_gb(r['peak_rss_tree_bytes'])}"
                      f"{' (' + _gb(r['peak_pss_tree_bytes']) + ')' if r.get('peak_pss_tree_bytes') else ''} | "
                      f"{_gb(r['largest_process_rss_bytes'])} | {r['load_mean']} / {r['load_max']} | {slow} |")
     if runs:
