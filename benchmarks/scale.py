@@ -209,8 +209,9 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float]], tuple[float, float] | None]:
-    """Per step (and 'whole run', 'peak RSS'): (exponent, projected value at PROJECT_ROWS)."""
+def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float, list[int]]], None]:
+    """Per step (wall and, where measured, CPU), 'whole run' and 'peak RSS' / 'peak PSS': (exponent,
+    projected value at PROJECT_ROWS, the sizes fitted). Only steps that succeeded are fitted."""
     by_size = {r["rows"]: r for r in runs}  # the newest run of each size
     sizes = sorted(by_size)
     series: dict[str, list[tuple[int, float]]] = {}
@@ -219,8 +220,13 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float]], tuple[float, 
         for step, s in r["steps"].items():
             if r.get("step_status", {}).get(step, "ok") == "ok":  # an interrupted step's time is no measurement
                 series.setdefault(step, []).append((n, max(s, 0.01)))
+        for step, s in r.get("step_cpu_seconds", {}).items():
+            if r.get("step_status", {}).get(step) == "ok":
+                series.setdefault(f"{step} (CPU)", []).append((n, max(s, 0.01)))
         if r["exit_code"] in (0, 3) and not r["timed_out"]:
             series.setdefault("whole run", []).append((n, r["wall_seconds"]))
+            if r.get("cpu_seconds"):
+                series.setdefault("whole run (CPU)", []).append((n, r["cpu_seconds"]))
             series.setdefault("peak RSS", []).append((n, r["peak_rss_tree_bytes"]))
             if r.get("peak_pss_tree_bytes"):
                 series.setdefault("peak PSS", []).append((n, r["peak_pss_tree_bytes"]))
@@ -231,7 +237,7 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float]], tuple[float, 
         x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
         slope = float(np.polyfit(x, y, 1)[0])
         n_max, v_max = points[-1]
-        out[step] = (slope, v_max * (PROJECT_ROWS / n_max) ** slope)
+        out[step] = (slope, v_max * (PROJECT_ROWS / n_max) ** slope, [p[0] for p in points])
     return out, None
 
 
@@ -267,10 +273,10 @@ def render(runs: list[dict]) -> str:
         if not fits:
             lines.append("(one size only: no fit)")
         else:
-            lines += ["| step | b | projected at 10M rows |", "|---|---|---|"]
-            for step, (b, v) in sorted(fits.items(), key=lambda kv: -kv[1][1]):
+            lines += ["| step | sizes fitted | b | projected at 10M rows |", "|---|---|---|---|"]
+            for step, (b, v, sizes_used) in sorted(fits.items(), key=lambda kv: (kv[0].startswith("peak"), -kv[1][1])):
                 shown = _gb(v) if step.startswith("peak") else _duration(v)
-                lines.append(f"| {step} | {b:.2f} | {shown} |")
+                lines.append(f"| {step} | {', '.join(f'{n // 1000}k' for n in sizes_used)} | {b:.2f} | {shown} |")
     return "\n".join(lines + ["", END])
 
 
