@@ -58,7 +58,8 @@ def _group_job(name: str, group: str, description: str, retry: dg.RetryPolicy | 
 
 
 _JOBS = (("release_job", "tabular", "Ingest, validate, split, train, sample, gate and release one dataset."),
-         ("mri_release_job", "mri", "The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release."))
+         ("mri_release_job", "mri",
+          "The brain-MRI arm: slices -> model -> image metrics and gates -> gated image release."))
 release_job, mri_release_job = (_group_job(*job) for job in _JOBS)
 
 
