@@ -158,7 +158,8 @@ def _materialize(job: str, resources: dict[str, dict], *, verbose: bool, tags: d
         loggers["progress"] = {}
     os.environ[PROGRESS_START_ENV] = repr(__import__("time").time())  # step processes inherit the run's start
     io = {"base_dir": str(work), "keep_intermediates": keep_intermediates}
-    run_config = {"loggers": loggers, "resources": {k: {"config": v} for k, v in {**resources, "io_manager": io}.items()}}
+    run_config = {"loggers": loggers,
+                  "resources": {k: {"config": v} for k, v in {**resources, "io_manager": io}.items()}}
     instance = instance or _instance()
     if executor != "multiprocess" or instance.is_ephemeral:
         return definitions(default_resources(), in_process=True).resolve_job_def(job).execute_in_process(
