@@ -1,6 +1,6 @@
 """Full fidelity / utility / privacy reports for a candidate that passed its gates.
 
-The gate checks already computed DCR, linkability and TSTR on this very candidate; the reports read
+The gate checks already computed DCR, linkability, inference and TSTR on this very candidate; the reports read
 those results back from this run's own event log (verified by the candidate's sha256 and the gate settings' digest) instead of
 computing them twice, and add what only the reports hold. Stale or missing gate results are
 recomputed, never trusted.
@@ -36,7 +36,8 @@ def _gate_metrics(instance: dg.DagsterInstance, run_id: str, gates: Sequence[str
     return out
 
 
-def _report_asset(name: str, full: Compute, gates: Sequence[str] = (), extra: Compute | None = None):
+def _report_asset(name: str, full: Compute, gates: Sequence[str] = (), extra: Compute | None = None,
+                  arrange: Callable[[list[MetricResult]], list[MetricResult]] = list):
     @dg.asset(name=name, group_name=GROUP, description=full.__doc__)
     def _report(
         context: dg.AssetExecutionContext, synthetic_candidate: pd.DataFrame, train_split: pd.DataFrame,
@@ -47,7 +48,7 @@ def _report_asset(name: str, full: Compute, gates: Sequence[str] = (), extra: Co
         args = (synthetic_candidate, train_split, holdout_split, schema, cfg)
         reused = _gate_metrics(context.instance, context.run.run_id, gates, synthetic_candidate, cfg) if gates else None
         with cluster.active():
-            metrics = [*reused, *extra(*args)] if reused is not None and extra else full(*args)
+            metrics = arrange([*reused, *extra(*args)]) if reused is not None and extra else full(*args)
         context.add_output_metadata(
             {m.name: m.value for m in metrics if isinstance(m.value, (int, float))}
             | {"not_computed": [f"{m.name}: {m.error}" for m in metrics if not m.computed],
@@ -61,5 +62,8 @@ def _report_asset(name: str, full: Compute, gates: Sequence[str] = (), extra: Co
 fidelity_report = _report_asset("fidelity_report", evaluation.fidelity)
 utility_report = _report_asset("utility_report", evaluation.utility_metrics, ("tstr_gate",),
                                evaluation.augmentation_metrics)
-privacy_report = _report_asset("privacy_report", evaluation.privacy_metrics, ("dcr_gate", "linkability_gate"),
-                               evaluation.attack_metrics)
+privacy_report = _report_asset(
+    "privacy_report", evaluation.privacy_metrics, ("dcr_gate", "linkability_gate", "inference_gate"),
+    evaluation.singling_out_metrics,
+    arrange=lambda ms: sorted(ms, key=lambda m: m.name.startswith("inference[")),  # privacy_metrics' order
+)

@@ -4,25 +4,28 @@ and the step's own, plus the steps' own info lines. Dagster already records the 
 run's log; this logger only makes them readable while a release runs."""
 
 import logging
+import os
 import sys
 import time
 
 import dagster as dg
 
+PROGRESS_START_ENV = "SYNTH_PROGRESS_START"  # the run's start (epoch seconds), for step processes of a multiprocess run
 _SHOWN = {"STEP_START": "started", "STEP_SUCCESS": "done", "STEP_FAILURE": "failed"}
 
 
 class _ProgressHandler(logging.Handler):
     def __init__(self, stream) -> None:
         super().__init__(logging.DEBUG)
-        self.stream, self.start, self.step_start = stream, time.monotonic(), {}
+        self.stream, self.step_start = stream, {}
+        self.start = float(os.environ.get(PROGRESS_START_ENV) or time.time())
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         step = meta.get("step_key") or "run"
         event = meta.get("dagster_event")
         kind = getattr(event, "event_type_value", None)
-        now = time.monotonic()
+        now = time.time()
         if kind in _SHOWN:
             took = ""
             if kind == "STEP_START":

@@ -98,33 +98,97 @@ def _instance():
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def _materialize(job: str, resources: dict, *, verbose: bool, tags: dict[str, str] | None, instance,
-                 keep_intermediates: bool = False):
-    """Run `job` (release_job / mri_release_job, as the UI and the schedule do) in-process. The run's
-    intermediates go to its own folder under the CLI's work root, removed when the run ends unless
-    kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates).
-    SIGTERM / Ctrl-C end the run (no retry in-process: assets/operations.in_process_jobs)."""
-    from resources import ParquetIOManager
+EXECUTORS = ("auto", "in_process", "multiprocess")
+# `auto` runs a table of at least this many rows with the multiprocess executor: below it, starting a
+# Python process per step (imports: Dagster, pandas, scikit-learn, torch) costs more than running the
+# gates and reports side by side saves (benchmarks/SCALE.md, "executor").
+MULTIPROCESS_MIN_ROWS = 50_000
+
+
+def parallel_steps() -> int:
+    """How many steps the multiprocess executor runs at once: the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def choose_executor(executor: str, rows: int | None) -> str:
+    """`auto`: multiprocess for a table of MULTIPROCESS_MIN_ROWS rows or more on a machine with two
+    cores or more, else in-process; an explicit choice is kept."""
+    if executor != "auto":
+        return executor
+    big = rows is not None and rows >= MULTIPROCESS_MIN_ROWS
+    return "multiprocess" if big and parallel_steps() > 1 else "in_process"
+
+
+def _input_rows(cfg) -> int | None:
+    """The input's row count where it is cheap to know (a Parquet or CSV file), else None."""
+    from synth_pipeline.data import BUNDLED
+    from synth_pipeline.data.readers import table_rows
+
+    if cfg.sql is not None or str(cfg.data).strip().lower() in BUNDLED:
+        return None
+    return table_rows(Path(cfg.data).expanduser())
+
+
+def _materialize(job: str, resources: dict[str, dict], *, verbose: bool, tags: dict[str, str] | None, instance,
+                 keep_intermediates: bool = False, executor: str = "in_process"):
+    """Run `job` (release_job / mri_release_job, as the UI and the schedule do) with `resources` given
+    as run config ({resource: its config}), like a launched run. `in_process`: every step in this
+    process, one after the other. `multiprocess`: Dagster's multiprocess executor, each step in a
+    process of its own, as many at once as there are cores (the gates and the reports side by side);
+    it needs a persistent instance, so without one (no $DAGSTER_HOME) the run gets a temporary one,
+    and an ephemeral instance passed in (tests, the API without $DAGSTER_HOME) runs in-process.
+    The run's intermediates go to its own folder under the CLI's work root, removed when the run
+    ends unless kept; a folder left by a killed run is removed by the next run (synth_pipeline.intermediates).
+    SIGTERM / Ctrl-C end the run (no retry policy in CLI runs: assets/operations.in_process_jobs)."""
+    import dagster as dg
+
     from synth_pipeline import intermediates
-    from synth_pipeline.definitions import default_resources, definitions
+    from synth_pipeline.definitions import RECONSTRUCTABLE_JOBS, default_resources, definitions
 
     work = intermediates.default_root(cli=True)
     store = resources.get("release_store")
-    if store is not None and work.resolve().is_relative_to(Path(store.root).resolve()):
-        raise BadInput(f"--out {store.root}: contains the intermediates folder {work}; choose another --out "
+    if store is not None and work.resolve().is_relative_to(Path(store["root"]).resolve()):
+        raise BadInput(f"--out {store['root']}: contains the intermediates folder {work}; choose another --out "
                        f"(or set {intermediates.WORK_DIR_ENV})")
+    from resources.progress import PROGRESS_START_ENV
     from synth_pipeline.nn.training import progress_enabled
 
-    io = ParquetIOManager(base_dir=str(work), keep_intermediates=keep_intermediates)
     loggers = {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}
     if progress_enabled() and not verbose:  # a terminal (or SYNTH_PROGRESS=1): one line per step, with times
         loggers["progress"] = {}
-    return definitions(default_resources(io_manager=io, **resources), in_process=True).resolve_job_def(job).execute_in_process(
-        run_config={"loggers": loggers},
-        instance=instance or _instance(),
-        tags=tags or {},
-        raise_on_error=False,
-    )
+    os.environ[PROGRESS_START_ENV] = repr(__import__("time").time())  # step processes inherit the run's start
+    io = {"base_dir": str(work), "keep_intermediates": keep_intermediates}
+    run_config = {"loggers": loggers,
+                  "resources": {k: {"config": v} for k, v in {**resources, "io_manager": io}.items()}}
+    instance = instance or _instance()
+    if executor != "multiprocess" or instance.is_ephemeral:
+        return definitions(default_resources(), in_process=True).resolve_job_def(job).execute_in_process(
+            run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=False)
+    # forkserver: each step process is forked from a server that has already imported the job's module
+    # (Dagster, pandas, scikit-learn, the assets), not started from scratch (seconds per step, minutes
+    # on a loaded machine)
+    target = RECONSTRUCTABLE_JOBS[job]
+    forkserver = {"preload_modules": [target.__module__]}
+    run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": parallel_steps(),
+                                                           "start_method": {"forkserver": forkserver}}}}
+    try:
+        return dg.execute_job(dg.reconstructable(target), instance=instance,
+                              run_config=run_config, tags=tags or {}, raise_on_error=False)
+    finally:  # no step process outlives the run, so none removes the folder at its teardown: the run's owner does
+        intermediates.remove_owned(work, os.getpid())
+
+
+def _run(job: str, resources: dict[str, dict], *, executor: str, rows: int | None, instance, **kw):
+    """_materialize with the executor chosen for this table; a temporary persistent instance for a
+    multiprocess run when none is given and $DAGSTER_HOME is unset."""
+    import dagster as dg
+
+    chosen = choose_executor(executor, rows)
+    if chosen == "multiprocess" and instance is None and not os.environ.get("DAGSTER_HOME"):
+        # its step workers' start-up lines go to the instance's Python log level: quiet, as in-process runs are
+        with dg.DagsterInstance.local_temp(overrides={"python_logs": {"python_log_level": "CRITICAL"}}) as temporary:
+            return _materialize(job, resources, instance=temporary, executor=chosen, **kw)
+    return _materialize(job, resources, instance=instance, executor=chosen, **kw)
 
 
 def _dataset_tag(data: str) -> str:
@@ -165,29 +229,29 @@ def _classify(result, out: Path, *, release_node: str, dataset_node: str) -> Out
 
 
 def run_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None, instance=None,
-                keep_intermediates: bool = False) -> Outcome:
-    """Run release_job (the whole tabular asset graph) for one config, in-process, and classify the result."""
+                keep_intermediates: bool = False, executor: str = "auto") -> Outcome:
+    """Run release_job (the whole tabular asset graph) for one config and classify the result; the
+    executor as `choose_executor` picks it for the input's size (see _materialize)."""
     from assets.operations import DATASET_TAG
-    from resources import PipelineSettings, ReleaseStore
 
-    result = _materialize("release_job", {"settings": PipelineSettings.from_run_config(cfg),
-                                          "release_store": ReleaseStore(root=str(out))},
-                          verbose=verbose, tags={DATASET_TAG: _dataset_tag(cfg.data), **(tags or {})},
-                          instance=instance, keep_intermediates=keep_intermediates)
+    result = _run("release_job", {"settings": cfg.to_dict(), "release_store": {"root": str(out)}},
+                  executor=executor, rows=_input_rows(cfg), verbose=verbose,
+                  tags={DATASET_TAG: _dataset_tag(cfg.data), **(tags or {})}, instance=instance,
+                  keep_intermediates=keep_intermediates)
     return _classify(result, out, release_node="release", dataset_node="raw_table")
 
 
 def run_mri_release(cfg, out: Path, *, verbose: bool = False, tags: dict[str, str] | None = None,
                     instance=None, keep_intermediates: bool = False) -> Outcome:
-    """Run mri_release_job (the MRI asset group) for one config, in-process, and classify the result."""
+    """Run mri_release_job (the MRI asset group) for one config, in-process (its steps are one chain
+    on one device), and classify the result."""
     from assets.operations import DATASET_TAG
-    from resources import MriSettings, ReleaseStore
     from synth_pipeline.imaging.pipeline import dataset_name
 
-    result = _materialize("mri_release_job", {"mri_settings": MriSettings.from_mri_config(cfg),
-                                              "release_store": ReleaseStore(root=str(out))},
-                          verbose=verbose, tags={DATASET_TAG: dataset_name(cfg), **(tags or {})},
-                          instance=instance, keep_intermediates=keep_intermediates)
+    result = _run("mri_release_job", {"mri_settings": cfg.to_dict(), "release_store": {"root": str(out)}},
+                  executor="in_process", rows=None, verbose=verbose,
+                  tags={DATASET_TAG: dataset_name(cfg), **(tags or {})}, instance=instance,
+                  keep_intermediates=keep_intermediates)
     return _classify(result, out, release_node="mri_release", dataset_node="mri_slices")
 
 
@@ -219,7 +283,8 @@ def cmd_release(args) -> int:
     for o in cfg.overrides():
         print(f"synth-pipeline: deliberate override: {o['threshold']} = {o['value']} (default {o['default']}, "
               f"{o['note']}); recorded in the manifest", file=sys.stderr)
-    outcome = run_release(cfg, out, verbose=args.verbose, keep_intermediates=args.keep_intermediates)
+    outcome = run_release(cfg, out, verbose=args.verbose, keep_intermediates=args.keep_intermediates,
+                          executor=args.executor)
     print(outcome.message, file=sys.stdout if outcome.status == "published" else sys.stderr)
     return outcome.exit_code
 
@@ -488,6 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step log")
     r.add_argument("--keep-intermediates", action="store_true",
                    help="keep this run's intermediates (real rows) in $SYNTH_WORK_DIR/<run_id> after it ends")
+    r.add_argument("--executor", choices=EXECUTORS, default="auto",
+                   help=f"in_process: one step after another in this process; multiprocess: the gates and reports "
+                        f"side by side, one process per step, at most one per core; auto (default): multiprocess "
+                        f"for a CSV / Parquet input of {MULTIPROCESS_MIN_ROWS:,} rows or more")
 
     e = command("evaluate", "compute the gates and reports for existing tables (no release)", cmd_evaluate)
     e.add_argument("--train", required=True, help="the real rows the generator was trained on (CSV or Parquet)")

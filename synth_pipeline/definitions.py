@@ -54,3 +54,13 @@ def definitions(resources: dict, *, in_process: bool = False) -> dg.Definitions:
 
 
 defs = definitions(default_resources())
+
+
+def cli_release_job() -> dg.JobDefinition:
+    """release_job as the CLI runs it (`in_process` definitions: no retry policy, no schedules), with the
+    default resources: the reconstructable target of the CLI's multiprocess runs (each step process
+    rebuilds the job from here; the run config carries the resources' values)."""
+    return definitions(default_resources(), in_process=True).resolve_job_def("release_job")
+
+
+RECONSTRUCTABLE_JOBS = {"release_job": cli_release_job}

@@ -31,6 +31,11 @@ def _dcr_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> l
                        ci_width=cfg.thresholds.dcr_ci_width_max)
 
 
+def singling_out_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
+    """anonymeter singling-out (report only): what the privacy report adds to the gates' metrics."""
+    return [singling_out(train, holdout, candidate, schema, seed=cfg.seed)]
+
+
 def attack_metrics(candidate, train, holdout, schema: Schema, cfg: RunConfig) -> list[MetricResult]:
     """anonymeter singling-out (report only) and attribute inference of the target and the sensitive
     columns (what inference_gate judges)."""

@@ -140,6 +140,18 @@ def remove(folder: UPath) -> bool:
     return not folder.exists()
 
 
+def remove_owned(root: str | PathLike | UPath, pid: int) -> list[UPath]:
+    """Remove the folders under `root` whose runs process `pid` ran (unless kept): what a multiprocess
+    run's owner does when the run is over, since no step process saw the whole run."""
+    root = UPath(root)
+    if not root.is_dir():
+        return []
+    host = socket.gethostname()
+    owned = [f for f in root.iterdir() if f.is_dir() and (o := read_owner(f)) is not None and o.pid == pid
+             and o.host == host]
+    return [f for f in owned if remove(f)]
+
+
 def sweep(root: str | PathLike | UPath, finished: Callable[[str], bool], *, spare: str | None = None) -> list[UPath]:
     """Remove every run folder under `root` whose run is over: recorded as finished, or its owner
     process (on this host) gone. `spare` (the caller's own run) and folders without an owner

@@ -81,15 +81,24 @@ class Schema:
         )
 
 
-def _as_category_strings(s: pd.Series) -> pd.Series:
-    """Categorical values as plain strings ("1", not "1.0"), missing kept as NaN."""
-    def fmt(v):
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v)
+def _category_string(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
-    out = s.map(lambda v: np.nan if pd.isna(v) else fmt(v))
-    return out.astype(object)
+
+def _as_category_strings(s: pd.Series) -> pd.Series:
+    """Categorical values as plain strings ("1", not "1.0"), missing kept as NaN. A column of one
+    value type (numbers, booleans or text) is formatted once per distinct value (linear in rows,
+    not a Python call per row); a mixed one (True next to 1, Decimal) value by value, where equal
+    values of different types may print differently."""
+    one_type = s.dtype.kind in "biuf" or (s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in
+                                           ("string", "empty"))
+    if not one_type:
+        return s.map(lambda v: np.nan if pd.isna(v) else _category_string(v)).astype(object)
+    codes, uniques = pd.factorize(s)  # missing -> -1, the last label
+    labels = np.array([*(_category_string(v) for v in uniques), np.nan], dtype=object)
+    return pd.Series(labels[codes], index=s.index, name=s.name, dtype=object)
 
 
 def conform(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:

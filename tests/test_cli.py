@@ -203,3 +203,41 @@ def test_a_table_with_only_categorical_columns_releases(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rel = Path(proc.stdout.split("published ")[1].strip())
     assert set(pd.read_parquet(rel / "synthetic.parquet").columns) <= set(loaded.schema.categorical)
+
+
+def test_multiprocess_release_cleans_up_and_reproduces_byte_identical_in_process(tmp_path, flchain_csv):
+    """--executor multiprocess (steps in processes of their own, the gates side by side): progress lines,
+    no intermediates left, and the same bytes as an in-process run of the same seed/data/config
+    (`reproduce` re-runs in-process)."""
+    out, work = tmp_path / "releases", tmp_path / "work"
+    cheap = tmp_path / "cheap.json"
+    cheap.write_text('{"link_attacks": 200}')
+    proc = run("release", "--data", str(flchain_csv), "--target", "death", "--drop", "futime,chapter", "--config",
+               str(cheap), "--executor", "multiprocess", "--out", str(out), cwd=tmp_path, SYNTH_PROGRESS="1",
+               SYNTH_WORK_DIR=str(work))
+    assert proc.returncode == 0, proc.stderr
+    for step in ("synthetic_candidate_dcr_gate", "synthetic_candidate_tstr_gate", "privacy_report", "release"):
+        assert re.search(rf"^\[ *[0-9.]+s\] {step}: done in [0-9.]+ s$", proc.stderr, re.M), proc.stderr
+    assert "DEBUG" not in proc.stderr
+    assert not work.exists() or list(work.iterdir()) == []
+    rel = Path(proc.stdout.split("published ")[1].strip())
+    same = run("reproduce", str(rel), cwd=tmp_path)
+    assert same.returncode == 0 and "byte-identical" in same.stdout, same.stderr
+
+
+def test_auto_executor_is_chosen_by_the_input_rows(tmp_path, monkeypatch):
+    from synth_pipeline import cli
+    from synth_pipeline.data.readers import table_rows
+
+    small, big = tmp_path / "small.csv", tmp_path / "big.parquet"
+    small.write_text("a,b\n1,2\n3,4")  # no final line break: still two rows
+    pd.DataFrame({"a": range(cli.MULTIPROCESS_MIN_ROWS)}).to_parquet(big)
+    assert table_rows(small) == 2 and table_rows(big) == cli.MULTIPROCESS_MIN_ROWS
+    assert table_rows(tmp_path / "absent.csv") is None
+    monkeypatch.setattr(cli, "parallel_steps", lambda: 2)
+    assert cli.choose_executor("auto", table_rows(small)) == "in_process"
+    assert cli.choose_executor("auto", table_rows(big)) == "multiprocess"
+    assert cli.choose_executor("auto", None) == "in_process"  # bundled tables, SQL: small or unknown
+    assert cli.choose_executor("in_process", table_rows(big)) == "in_process"
+    monkeypatch.setattr(cli, "parallel_steps", lambda: 1)
+    assert cli.choose_executor("auto", table_rows(big)) == "in_process"  # one core: nothing to run side by side

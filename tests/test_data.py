@@ -196,3 +196,21 @@ def test_single_class_target(tmp_path: Path, flchain: LoadedTable) -> None:
     df.to_csv(path, index=False)
     with pytest.raises(BadInput, match=r"dead_only.csv: target column 'death' has 1 class\(es\)"):
         load_dataset(str(path), target="death")
+
+
+def test_category_strings_are_the_per_value_formatting_for_every_kind_of_column():
+    """The vectorised path (one value type) gives exactly what formatting each value gives; a mixed
+    column (True next to 1, "1" next to 1.0) keeps the per-value result."""
+    import numpy as np
+
+    from synth_pipeline.schema import _as_category_strings, _category_string
+
+    cases = [pd.Series([1.0, 2.5, np.nan, -0.0, 3.0]), pd.Series([1, 2, 3]), pd.Series([True, False]),
+             pd.Series(["a", None, "b", np.nan, "a"], index=[5, 6, 7, 8, 9], name="x"),
+             pd.Series([None, None], dtype=object), pd.Series([True, 1, "x", 1.0]), pd.Series(["1", 1, 1.0])]
+    for s in cases:
+        per_value = s.map(lambda v: np.nan if pd.isna(v) else _category_string(v)).astype(object)
+        got = _as_category_strings(s)
+        assert got.index.equals(per_value.index) and got.name == per_value.name and got.dtype == object
+        assert [(type(v), v) for v in got.fillna("<NA>")] == [(type(v), v) for v in per_value.fillna("<NA>")]
+    assert _as_category_strings(pd.Series([True, 1])).tolist() == ["True", "1"]

@@ -186,3 +186,25 @@ def test_multiclass_uses_macro_one_vs_rest_and_tolerates_a_class_missing_from_sy
     assert res["tstr_ratio"].detail["classes_absent_from_synthetic"] == ["2002"]
     assert all(0.0 <= m.value <= 1.0 for m in res.values() if "ratio" not in m.name)
     assert res["tstr_auprc[gbm]"].detail["holdout_prevalence"].keys() == set(res["tstr_ratio"].detail["classes"])
+
+
+def test_tables_above_the_caps_are_subsampled_seeded_and_recorded(data, monkeypatch):
+    """Large tables: every fit on at most FIT_MAX_ROWS rows, the scoring on at most SCORE_MAX_ROWS
+    holdout rows, recorded in the detail, the same sample for the same seed; below the caps nothing
+    changes (no subsample key, the scores of the uncapped run)."""
+    import synth_pipeline.metrics.utility as utility
+
+    train, holdout, schema = data
+    a, b = split(train, schema, test_size=0.5, seed=1)
+    full = by_name(tstr(a, holdout, b, schema, seed=0))
+    assert "subsample" not in full["tstr_ratio"].detail
+    monkeypatch.setattr(utility, "FIT_MAX_ROWS", 800)
+    monkeypatch.setattr(utility, "SCORE_MAX_ROWS", 900)
+    capped = by_name(tstr(a, holdout, b, schema, seed=0))
+    sub = capped["tstr_ratio"].detail["subsample"]
+    assert sub["fit_rows"] == {"tstr": 800, "trtr": 800} and sub["scored_holdout_rows"] == 900
+    assert capped["tstr_ratio"].detail["n_train"] == len(a)  # the table's own size is still recorded
+    assert capped["tstr_auroc[rf]"].value != full["tstr_auroc[rf]"].value
+    assert by_name(tstr(a, holdout, b, schema, seed=0))["tstr_auroc[rf]"].value == capped["tstr_auroc[rf]"].value
+    aug = by_name(augmentation(a, holdout, b, schema, seed=0))
+    assert aug["augmented_auroc[gbm]"].detail["subsample"]["scored_holdout_rows"] == 900
