@@ -112,12 +112,19 @@ def test_reproduce_from_a_moved_input_compares_the_bytes_on_disk(tmp_path, flcha
 
     data = tmp_path / "flchain.csv"
     shutil.copy(flchain_csv, data)
-    out = tmp_path / "releases"
+    out, work = tmp_path / "releases", tmp_path / "work"
     cheap = tmp_path / "cheap.json"  # reproduce re-runs the manifest's config: fewer attacks, four fast runs
     cheap.write_text('{"link_attacks": 200}')
+    # released with --executor multiprocess (each step in a process of its own, the gates side by side):
+    # progress lines, no intermediates left, and `reproduce` (in-process) gives the same bytes
     proc = run("release", "--data", str(data), "--target", "death", "--drop", "futime,chapter", "--config", str(cheap),
-               "--out", str(out), cwd=tmp_path)
+               "--executor", "multiprocess", "--out", str(out), cwd=tmp_path, SYNTH_PROGRESS="1",
+               SYNTH_WORK_DIR=str(work))
     assert proc.returncode == 0, proc.stderr
+    for step in ("synthetic_candidate_dcr_gate", "synthetic_candidate_tstr_gate", "privacy_report", "release"):
+        assert re.search(rf"^\[ *[0-9.]+s\] {step}: done in [0-9.]+ s$", proc.stderr, re.M), proc.stderr
+    assert "DEBUG" not in proc.stderr
+    assert not work.exists() or list(work.iterdir()) == []
     rel = Path(proc.stdout.split("published ")[1].strip())
     moved = tmp_path / "moved" / "flchain.csv"
     moved.parent.mkdir()
@@ -203,26 +210,6 @@ def test_a_table_with_only_categorical_columns_releases(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rel = Path(proc.stdout.split("published ")[1].strip())
     assert set(pd.read_parquet(rel / "synthetic.parquet").columns) <= set(loaded.schema.categorical)
-
-
-def test_multiprocess_release_cleans_up_and_reproduces_byte_identical_in_process(tmp_path, flchain_csv):
-    """--executor multiprocess (steps in processes of their own, the gates side by side): progress lines,
-    no intermediates left, and the same bytes as an in-process run of the same seed/data/config
-    (`reproduce` re-runs in-process)."""
-    out, work = tmp_path / "releases", tmp_path / "work"
-    cheap = tmp_path / "cheap.json"
-    cheap.write_text('{"link_attacks": 200}')
-    proc = run("release", "--data", str(flchain_csv), "--target", "death", "--drop", "futime,chapter", "--config",
-               str(cheap), "--executor", "multiprocess", "--out", str(out), cwd=tmp_path, SYNTH_PROGRESS="1",
-               SYNTH_WORK_DIR=str(work))
-    assert proc.returncode == 0, proc.stderr
-    for step in ("synthetic_candidate_dcr_gate", "synthetic_candidate_tstr_gate", "privacy_report", "release"):
-        assert re.search(rf"^\[ *[0-9.]+s\] {step}: done in [0-9.]+ s$", proc.stderr, re.M), proc.stderr
-    assert "DEBUG" not in proc.stderr
-    assert not work.exists() or list(work.iterdir()) == []
-    rel = Path(proc.stdout.split("published ")[1].strip())
-    same = run("reproduce", str(rel), cwd=tmp_path)
-    assert same.returncode == 0 and "byte-identical" in same.stdout, same.stderr
 
 
 def test_auto_executor_is_chosen_by_the_input_rows(tmp_path, monkeypatch):
