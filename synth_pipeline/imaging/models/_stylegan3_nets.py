@@ -37,8 +37,11 @@ def _kernel(channels: int, gain: float, like: torch.Tensor) -> torch.Tensor:
 
 
 def upsample2(x: torch.Tensor) -> torch.Tensor:
-    """x2: zero insertion then the binomial low-pass (gain 4 keeps the mean), (n, c, h, w) -> (n, c, 2h, 2w)."""
-    return F.conv_transpose2d(x, _kernel(x.shape[1], 4.0, x), stride=2, padding=1, groups=x.shape[1])
+    """x2: zero insertion then the binomial low-pass (gain 4 keeps the mean), (n, c, h, w) -> (n, c, 2h, 2w);
+    the input's edges are replicated first so borders are filtered like the interior."""
+    up = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), _kernel(x.shape[1], 4.0, x), stride=2,
+                            padding=1, groups=x.shape[1])
+    return up[:, :, 2:-2, 2:-2]
 
 
 def downsample2(x: torch.Tensor) -> torch.Tensor:
