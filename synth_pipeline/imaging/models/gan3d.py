@@ -16,9 +16,10 @@ slices in order, so every holdout subject gets one synthetic volume, and an asse
 (`assemble_volume`: increasing positions) is one generated volume.
 
 Budgets (`VOLUME_BUDGETS`, the GanBudget fields; `steps=` / `width=` override): one sample is a whole
-volume (size x the voxels of a slice), so the widths and step counts are smaller than the 2D GANs'
-to keep the wall time of a budget comparable with theirs; the batch is capped by the number of
-training volumes (8 of the default cohort's 12 subjects).
+volume (size x the voxels of a slice), so the width and step count are smaller than the 2D GANs'
+and chosen so that `default` costs about the wall time of r3gan_positional's `default` (the fit
+times are in benchmarks/MRI.md); the batch is capped by the number of training volumes (8 of the
+default cohort's 12 subjects, so a default step sees every training volume).
 """
 
 from typing import Any
@@ -31,7 +32,7 @@ from synth_pipeline.imaging.slices import SliceSet
 
 VOLUME_BUDGETS: dict[str, GanBudget] = {
     "tiny": GanBudget(width=4, z_dim=32, steps=20, batch_size=4),
-    "default": GanBudget(width=8, z_dim=64, steps=400, batch_size=8),
+    "default": GanBudget(width=8, z_dim=64, steps=800, batch_size=8),
     "full": GanBudget(width=32, z_dim=128, steps=20000, batch_size=16),
 }
 SAMPLE_CHUNK = 16  # volumes generated at once
