@@ -8,7 +8,8 @@
 - `r3gan_positional`: the same, conditioned on the slice position (generator: a position embedding
   concatenated to z; discriminator: projection term). The only one that honours `positions`.
 
-All four share one DCGAN-shaped backbone (`_gan_nets.py`; 4x4 -> size by stride-2 blocks, so it
+stylegan3.py (`stylegan3_stacked`, `stylegan3_positional`) and gan3d.py (`r3gan_3d`) build on these
+classes with their own generator or training data. All four here share one DCGAN-shaped backbone (`_gan_nets.py`; 4x4 -> size by stride-2 blocks, so it
 scales with a power-of-two size >= 16). The R3GAN models reuse that backbone with no normalisation
 in the discriminator, not the paper's modernised ResNet: it is the objective that is R3GAN here.
 Budgets count discriminator updates (`GAN_BUDGETS`; `steps=` / `width=` override them): wgan_gp thus
@@ -54,7 +55,8 @@ R3GAN_GAMMA = 1.0
 
 
 class TorchGAN(ImageGenerator):
-    """Shared fit/sample for the GANs; a subclass names its losses, optimiser and normalisations."""
+    """Shared fit/sample for the GANs; a subclass names its losses, optimiser and normalisations, and
+    may replace its nets (`_nets`: stylegan3.py) or what it trains on (`_training_data`: gan3d.py)."""
 
     stacked: ClassVar[bool] = False  # train on neighbours(1) stacks, sample the middle channel
     g_norm: ClassVar[str] = "batch"
