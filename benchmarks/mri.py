@@ -23,7 +23,8 @@ reward template-likeness.
 (no early stopping, each stage resumed from the last one's checkpoint, fit time cumulative): where
 its FID stands against the GANs as its training budget grows.
 
-Writes a Markdown table (--out) after every model, the raw rows (--raw) and a montage (--montage):
+Writes a Markdown table (--out) after every model, the raw rows (--raw; with each trained model's
+losses at its first epoch and averaged over its last tenth of epochs) and a montage (--montage):
 one row of slices per model at 10 fixed positions (unconditional models: their first 10 samples).
 """
 
@@ -50,7 +51,8 @@ from synth_pipeline.imaging.models.base import make_image_generator  # noqa: E40
 from synth_pipeline.imaging.slices import SliceSet  # noqa: E402
 from synth_pipeline.metrics.base import MetricResult  # noqa: E402
 
-MODELS = ("dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "diffusion", "copy")
+MODELS = ("dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "stylegan3_stacked", "stylegan3_positional",
+          "r3gan_3d", "diffusion", "copy")
 MONTAGE_POSITIONS = np.linspace(0.05, 0.95, 10).astype(np.float32)
 COLS = [("fid", "FID ↓", 3), ("kid", "KID ↓", 4), ("fid_ratio", "FID / noise FID ↓", 3),
         ("ssim_matched", "SSIM ↑", 3), ("psnr_matched", "PSNR dB ↑", 2), ("conditioning_mae", "cond. MAE ↓", 3),
@@ -132,7 +134,8 @@ def run(args) -> list[dict]:
         report = pipeline.evaluate(fake, pipeline.synthetic_volume(gen, train, cfg.seed), train, holdout, seed=cfg.seed,
                                    regressor=regressor)
         rows.append(_row(label, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
-                         conditional=bool(gen.conditional), params=params))
+                         conditional=bool(gen.conditional), params=params,
+                         losses=_loss_summary(getattr(gen, "history", []))))
         montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
         _write(rows, args)
         _montage(montage, Path(args.montage))
@@ -150,6 +153,16 @@ def run(args) -> list[dict]:
     if args.curve:
         _curve(args, overrides.get("diffusion", {}), train, score)
     return rows
+
+
+def _loss_summary(history: list[dict]) -> dict:
+    """The training losses at the first epoch and averaged over the last tenth of the epochs (raw rows only)."""
+    if not history:
+        return {}
+    tail = history[-max(1, len(history) // 10):]
+    keys = [k for k in history[-1] if k not in ("epoch", "val")]
+    return {"epochs": len(history), "first": {k: history[0].get(k) for k in keys},
+            "last_tenth_mean": {k: float(np.mean([h[k] for h in tail if k in h])) for k in keys}}
 
 
 def _label(name: str, params: dict) -> str:

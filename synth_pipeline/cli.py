@@ -593,8 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = command("mri-release", "run the gated brain-MRI release (slices with positional conditioning)", cmd_mri_release)
     m.add_argument("--data", help="'default' (the bundled MNI152 pseudo-cohort) or a folder of NIfTI volumes "
                                   "(default: default)")
-    m.add_argument("--model", help="dcgan, wgan_gp, r3gan_stacked, r3gan_positional, diffusion, or the copy control "
-                                   "(default diffusion)")
+    m.add_argument("--model", help="dcgan, wgan_gp, r3gan_stacked, r3gan_positional, stylegan3_stacked, "
+                                   "stylegan3_positional, r3gan_3d, diffusion, or the copy control (default diffusion)")
     m.add_argument("--out", required=True, help="release root folder (created if missing)")
     m.add_argument("--budget", choices=("tiny", "default", "full"), help="training budget (default: default)")
     m.add_argument("--seed", type=_seed, help=seed_help)

@@ -104,7 +104,8 @@ def test_generators_lists_every_name(tmp_path):
     names = {line.split()[0] for line in tabular.splitlines()}
     assert {"gaussian_copula", "ctgan", "tvae", "smote", "copy", "perturbed_copy", "cwgan_gp", "diffusion"} <= names
     mri_names = {line.split()[0] for line in mri.splitlines()[1:]}
-    assert mri_names == {"dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "diffusion", "copy"}
+    assert mri_names == {"dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "stylegan3_stacked",
+                         "stylegan3_positional", "r3gan_3d", "diffusion", "copy"}
 
 
 def test_reproduce_from_a_moved_input_compares_the_bytes_on_disk(tmp_path, flchain_csv):

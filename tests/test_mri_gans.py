@@ -1,4 +1,4 @@
-"""MRI GAN baselines (imaging/models/gan.py) on synthetic slices: discs whose radius grows with the
+"""MRI GANs (imaging/models/gan.py, stylegan3.py, gan3d.py) on synthetic slices: discs whose radius grows with the
 slice position, so a position-conditioned model has something real to learn. Tiny budgets only."""
 
 import math
@@ -13,7 +13,9 @@ from synth_pipeline.imaging.models.base import (available_image_generators, load
                                                  make_image_generator)
 from synth_pipeline.imaging.slices import SliceSet
 
-GANS = ("dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional")
+GANS = ("dcgan", "wgan_gp", "r3gan_stacked", "r3gan_positional", "stylegan3_stacked", "stylegan3_positional",
+        "r3gan_3d")
+STACKED = {"r3gan_stacked", "r3gan_positional", "stylegan3_stacked", "stylegan3_positional"}  # 3-slice stacks
 SIZE = 32
 
 
@@ -53,7 +55,7 @@ def fitted(slices):
 
 def test_registered_with_conditioning_flag():
     assert set(GANS) <= set(available_image_generators())
-    assert [make_image_generator(n).conditional for n in GANS] == [False, False, False, True]
+    assert [make_image_generator(n).conditional for n in GANS] == [False, False, False, True, False, True, True]
 
 
 @pytest.mark.parametrize("name", GANS)
@@ -64,8 +66,7 @@ def test_fit_and_sample_shape_range(fitted, name):
     assert raw.min() >= -1 and raw.max() <= 1
     assert raw.std() > 0.05  # not a constant image
     assert len(gen.history) >= 1 and all(math.isfinite(v) for v in gen.history[-1].values())
-    stack = 3 if name.startswith("r3gan") else 1
-    assert gen.modules["generator"].head.out_channels == stack
+    assert gen.modules["generator"].head.out_channels == (3 if name in STACKED else 1)
 
 
 @pytest.mark.parametrize("name", GANS)
@@ -166,3 +167,63 @@ def test_wgan_gradient_penalty_known_answers():
     assert unit["gp"] == pytest.approx(0, abs=1e-6) and const["gp"] == pytest.approx(1, abs=1e-5)
     x = torch.randn(4, 1, 16, 16, requires_grad=True)
     assert torch.allclose(grad_sq_norm((3 * x).flatten(1).sum(1), x), torch.full((4,), 9.0 * 256))
+
+
+# ---- StyleGAN3-style generator ---------------------------------------------------------------------
+
+
+def test_stylegan3_positional_responds_to_position(fitted):
+    """Same seed (same z), different positions: the positional variant's samples differ, the
+    unconditional one's do not."""
+    low, high = np.full(8, 0.1), np.full(8, 0.9)
+    positional, stacked = fitted["stylegan3_positional"], fitted["stylegan3_stacked"]
+    assert np.abs(positional.sample(low, seed=3) - positional.sample(high, seed=3)).mean() > 1e-2
+    np.testing.assert_array_equal(stacked.sample(low, seed=3), stacked.sample(high, seed=3))
+
+
+def test_stylegan3_filters_known_answers():
+    """The binomial low-pass keeps constants (borders included) and linear ramps (interior) through
+    upsample x2 -> downsample x2, and removes the Nyquist checkerboard entirely."""
+    from synth_pipeline.imaging.models._stylegan3_nets import downsample2, filtered_lrelu, upsample2
+
+    const = torch.full((1, 2, 8, 8), 0.7)
+    assert torch.allclose(upsample2(const), torch.full((1, 2, 16, 16), 0.7))
+    assert torch.allclose(filtered_lrelu(const), const * math.sqrt(2))
+    ramp = torch.arange(8.0).expand(1, 1, 8, 8)
+    assert torch.allclose(downsample2(upsample2(ramp))[..., 1:-1], ramp[..., 1:-1])
+    checker = torch.tensor([[(-1.0) ** (i + j) for j in range(16)] for i in range(16)])[None, None]
+    assert downsample2(checker).abs().max() < 1e-6
+
+
+# ---- r3gan_3d ---------------------------------------------------------------------------------------
+
+
+def test_r3gan_3d_trains_on_restacked_volumes(slices):
+    """Each subject's slices become one size^3 volume whose first and last axial slices are the
+    subject's position-0 and position-1 slices; the disc grows along the axial axis."""
+    from synth_pipeline.imaging.models.gan3d import slices_to_volumes
+
+    vols = slices_to_volumes(slices, SIZE)
+    assert vols.shape == (6, 1, SIZE, SIZE, SIZE)
+    for k, s in enumerate(slices.subjects()):
+        own = slices.take(slices.subject == s)
+        np.testing.assert_allclose(vols[k, 0, 0], own.images[own.position.argmin(), 0], atol=1e-6)
+        np.testing.assert_allclose(vols[k, 0, -1], own.images[own.position.argmax(), 0], atol=1e-6)
+    bright = (vols[0, 0] > 0).mean(axis=(1, 2))
+    assert bright[-1] > bright[0] + 0.2
+
+
+def test_r3gan_3d_slices_one_volume_per_increasing_run(fitted):
+    """Increasing positions are slices of one generated volume (k / (size - 1) is volume slice k);
+    a position that does not increase starts the next volume."""
+    from synth_pipeline.imaging.models.gan3d import volume_runs
+
+    gen = fitted["r3gan_3d"]
+    np.testing.assert_array_equal(volume_runs(np.array([0.0, 0.5, 1.0, 0.2, 0.2, 0.9])), [0, 0, 0, 1, 2, 2])
+    volumes = gen.sample_volumes(2, seed=4)
+    assert volumes.shape == (2, SIZE, SIZE, SIZE)
+    grid = np.arange(SIZE) / (SIZE - 1)
+    np.testing.assert_allclose(gen.sample(np.r_[grid, grid], seed=4)[:, 0],
+                               np.concatenate([volumes[0], volumes[1]]), atol=1e-5)  # float32 positions
+    top, bottom = gen.sample(np.array([0.95]), seed=4), gen.sample(np.array([0.05]), seed=4)
+    assert np.abs(top - bottom).mean() > 1e-2  # same volume, different heights

@@ -3,7 +3,8 @@
 - `fourier_features` / `PositionEmbedding`: a slice position in [0, 1] -> sinusoidal features -> MLP.
 - `Generator` / `Discriminator`: DCGAN-shaped conv nets that scale with the image size (4x4 -> size by
   stride-2 up blocks; size -> 4x4 by stride-2 down blocks), optionally position-conditioned
-  (generator: embedding concatenated to z; discriminator: projection term, Miyato & Koyama 2018).
+  (generator: embedding concatenated to z; discriminator: projection term, Miyato & Koyama 2018);
+  `dims=3` makes the same nets volumetric (4^3 -> size^3, Conv3d), for r3gan_3d.
 - Losses, each `d_loss(critic, real, fake) -> (loss, logs)` / `g_loss(critic, real, fake) -> loss`
   with `critic(x) -> (n,)` scores: non-saturating BCE (DCGAN), WGAN-GP, and R3GAN's relativistic
   pairing loss with R1 + R2. `grad_sq_norm` is the per-sample ||dD/dx||^2 that WGAN-GP, R1 and R2 use.
@@ -58,58 +59,61 @@ class PositionEmbedding(nn.Module):
 # ---- networks --------------------------------------------------------------------------------------
 
 
-def _norm(kind: str, ch: int) -> nn.Module:
+def _norm(kind: str, ch: int, dims: int = 2) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm2d(ch)
+        return (nn.BatchNorm2d, nn.BatchNorm3d)[dims - 2](ch)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}")
 
 
-def up_block(cin: int, cout: int, norm: str) -> nn.Sequential:
+def up_block(cin: int, cout: int, norm: str, dims: int = 2) -> nn.Sequential:
     """x2 upsampling: 4x4 stride-2 transposed conv -> norm -> ReLU (DCGAN)."""
-    conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm == "none")
-    return nn.Sequential(conv, _norm(norm, cout), nn.ReLU())
+    conv = (nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 2](cin, cout, 4, 2, 1, bias=norm == "none")
+    return nn.Sequential(conv, _norm(norm, cout, dims), nn.ReLU())
 
 
-def down_block(cin: int, cout: int, norm: str) -> nn.Sequential:
+def down_block(cin: int, cout: int, norm: str, dims: int = 2) -> nn.Sequential:
     """/2 downsampling: 4x4 stride-2 conv -> norm -> LeakyReLU(0.2) (DCGAN)."""
-    conv = nn.Conv2d(cin, cout, 4, 2, 1, bias=norm == "none")
-    return nn.Sequential(conv, _norm(norm, cout), nn.LeakyReLU(0.2))
+    conv = (nn.Conv2d, nn.Conv3d)[dims - 2](cin, cout, 4, 2, 1, bias=norm == "none")
+    return nn.Sequential(conv, _norm(norm, cout, dims), nn.LeakyReLU(0.2))
 
 
 class Generator(nn.Module):
-    """z (and position) -> linear to 4x4 -> up blocks -> 3x3 conv -> tanh, (n, channels, size, size)."""
+    """z (and position) -> linear to 4x4 -> up blocks -> 3x3 conv -> tanh, (n, channels, size, size)
+    (`dims=3`: (n, channels, size, size, size))."""
 
     def __init__(self, size: int, channels: int, width: int, z_dim: int, norm: str,
-                 pos_dim: int = 0) -> None:
+                 pos_dim: int = 0, dims: int = 2) -> None:
         super().__init__()
         chans = level_channels(size, width)
+        self.dims = dims
         self.embed = PositionEmbedding(pos_dim) if pos_dim else None
-        self.stem = nn.Linear(z_dim + pos_dim, chans[0] * 16)
-        self.stem_act = nn.Sequential(_norm(norm, chans[0]), nn.ReLU())
-        self.body = nn.Sequential(*(up_block(a, b, norm) for a, b in zip(chans, chans[1:])))
-        self.head = nn.Conv2d(chans[-1], channels, 3, 1, 1)
+        self.stem = nn.Linear(z_dim + pos_dim, chans[0] * 4 ** dims)
+        self.stem_act = nn.Sequential(_norm(norm, chans[0], dims), nn.ReLU())
+        self.body = nn.Sequential(*(up_block(a, b, norm, dims) for a, b in zip(chans, chans[1:])))
+        self.head = (nn.Conv2d, nn.Conv3d)[dims - 2](chans[-1], channels, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(position)], dim=1)
-        h = self.stem_act(self.stem(z).reshape(len(z), -1, 4, 4))
+        h = self.stem_act(self.stem(z).reshape(len(z), -1, *[4] * self.dims))
         return torch.tanh(self.head(self.body(h)))
 
 
 class Discriminator(nn.Module):
-    """(n, channels, size, size) -> down blocks to 4x4 -> linear score; with `pos_dim`, plus the
+    """(n, channels, size, size) (`dims=3`: size^3) -> down blocks to 4x4 -> linear score; with `pos_dim`, plus the
     projection <embed(position), features>. The first block has no norm (DCGAN). `updates` counts
     critic steps (a buffer, so checkpoints hold it) to schedule generator steps."""
 
-    def __init__(self, size: int, channels: int, width: int, norm: str, pos_dim: int = 0) -> None:
+    def __init__(self, size: int, channels: int, width: int, norm: str, pos_dim: int = 0,
+                 dims: int = 2) -> None:
         super().__init__()
         chans = level_channels(size, width)[::-1]
-        blocks = [down_block(channels, chans[1], "none")]
-        blocks += [down_block(a, b, norm) for a, b in zip(chans[1:], chans[2:])]
+        blocks = [down_block(channels, chans[1], "none", dims)]
+        blocks += [down_block(a, b, norm, dims) for a, b in zip(chans[1:], chans[2:])]
         self.body = nn.Sequential(*blocks)
-        feat = chans[-1] * 16
+        feat = chans[-1] * 4 ** dims
         self.head = nn.Linear(feat, 1)
         self.embed = PositionEmbedding(pos_dim) if pos_dim else None
         self.project = nn.Linear(pos_dim, feat, bias=False) if pos_dim else None

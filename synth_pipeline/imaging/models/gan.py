@@ -8,7 +8,8 @@
 - `r3gan_positional`: the same, conditioned on the slice position (generator: a position embedding
   concatenated to z; discriminator: projection term). The only one that honours `positions`.
 
-All four share one DCGAN-shaped backbone (`_gan_nets.py`; 4x4 -> size by stride-2 blocks, so it
+stylegan3.py (`stylegan3_stacked`, `stylegan3_positional`) and gan3d.py (`r3gan_3d`) build on these
+classes with their own generator or training data. All four here share one DCGAN-shaped backbone (`_gan_nets.py`; 4x4 -> size by stride-2 blocks, so it
 scales with a power-of-two size >= 16). The R3GAN models reuse that backbone with no normalisation
 in the discriminator, not the paper's modernised ResNet: it is the objective that is R3GAN here.
 Budgets count discriminator updates (`GAN_BUDGETS`; `steps=` / `width=` override them): wgan_gp thus
@@ -54,7 +55,8 @@ R3GAN_GAMMA = 1.0
 
 
 class TorchGAN(ImageGenerator):
-    """Shared fit/sample for the GANs; a subclass names its losses, optimiser and normalisations."""
+    """Shared fit/sample for the GANs; a subclass names its losses, optimiser and normalisations, and
+    may replace its nets (`_nets`: stylegan3.py) or what it trains on (`_training_data`: gan3d.py)."""
 
     stacked: ClassVar[bool] = False  # train on neighbours(1) stacks, sample the middle channel
     g_norm: ClassVar[str] = "batch"
@@ -62,6 +64,7 @@ class TorchGAN(ImageGenerator):
     lr: ClassVar[float] = 2e-4
     betas: ClassVar[tuple[float, float]] = (0.5, 0.999)
     n_critic: ClassVar[int] = 1
+    budgets: ClassVar[dict[str, GanBudget]] = GAN_BUDGETS
 
     def __init__(self, budget: str = "default", *, steps: int | None = None, width: int | None = None) -> None:
         overrides = {k: int(v) for k, v in (("steps", steps), ("width", width)) if v is not None}
@@ -69,7 +72,7 @@ class TorchGAN(ImageGenerator):
 
     @property
     def spec(self) -> GanBudget:
-        return dataclasses.replace(GAN_BUDGETS[self.budget], **self.params)
+        return dataclasses.replace(self.budgets[self.budget], **self.params)
 
     @property
     def channels(self) -> int:
@@ -79,16 +82,32 @@ class TorchGAN(ImageGenerator):
         """(d_loss, g_loss) as in _gan_nets: d_loss(critic, real, fake) -> (loss, logs)."""
         raise NotImplementedError
 
+    def _nets(self, size: int) -> tuple[Any, Any]:
+        """(generator, discriminator): generator(z, position) -> samples in [-1, 1],
+        discriminator(x, position) -> (n,) scores with an `updates` buffer."""
+        from synth_pipeline.imaging.models._gan_nets import Discriminator, Generator
+
+        spec, pos = self.spec, POS_DIM if self.conditional else 0
+        g = Generator(size, self.channels, spec.width, spec.z_dim, self.g_norm, pos)
+        return g, Discriminator(size, self.channels, spec.width, self.d_norm, pos)
+
+    def _training_data(self, train: SliceSet) -> list[np.ndarray]:
+        """The arrays `train` batches: the images (or neighbour stacks), then the positions when the
+        model is conditioned on them."""
+        images = train.neighbours(1) if self.stacked else train.images
+        data = [np.ascontiguousarray(images, dtype=np.float32)]
+        if self.conditional:
+            data.append(np.asarray(train.position, dtype=np.float32))
+        return data
+
     def _build(self, size: int) -> dict[str, Any]:
-        from synth_pipeline.imaging.models._gan_nets import Discriminator, Generator, check_size
+        from synth_pipeline.imaging.models._gan_nets import check_size
 
         try:
             check_size(size)
         except ValueError as e:
             raise GeneratorError(f"{self.name}: {e}") from None
-        spec, pos = self.spec, POS_DIM if self.conditional else 0
-        g = Generator(size, self.channels, spec.width, spec.z_dim, self.g_norm, pos)
-        d = Discriminator(size, self.channels, spec.width, self.d_norm, pos)
+        g, d = self._nets(size)
         return {"generator": g.to(self.device), "discriminator": d.to(self.device)}
 
     def _fit(self, train: SliceSet, seed: int, checkpoint_dir: Path | None) -> None:
@@ -124,17 +143,15 @@ class TorchGAN(ImageGenerator):
                 logs["g"] = loss.item()
             return logs
 
-        images = train.neighbours(1) if self.stacked else train.images
-        data = [np.ascontiguousarray(images, dtype=np.float32)]
-        if self.conditional:
-            data.append(np.asarray(train.position, dtype=np.float32))
-        batch = max(1, min(spec.batch_size, len(train)))
-        epochs = math.ceil(spec.steps / max(1, len(train) // batch))
+        data = self._training_data(train)
+        n = len(data[0])
+        batch = max(1, min(spec.batch_size, n))
+        epochs = math.ceil(spec.steps / max(1, n // batch))
         result = train_loop(
             self.modules, {"generator": opt_g, "discriminator": opt_d}, step, data,
             epochs=epochs, batch_size=batch, seed=seed, device=self.device,
             checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None,
-            config={"name": self.name, **dataclasses.asdict(spec), "seed": seed, "n": len(train),
+            config={"name": self.name, **dataclasses.asdict(spec), "seed": seed, "n": n,
                     "size": self.size},
             desc=self.name,
         )
