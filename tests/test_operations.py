@@ -4,7 +4,6 @@ watched-folder sensor starts one run per new file, and the job definitions valid
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import dagster as dg
 import pytest

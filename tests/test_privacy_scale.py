@@ -2,7 +2,6 @@
 memorisation / DCR share / NNDR with the sample recorded, exact copies still counted over every row,
 nothing changed below the size; and a release stopped by SIGTERM during the nearest-neighbour search."""
 
-import json
 import os
 import signal
 import subprocess
