@@ -210,7 +210,7 @@ def targets(rows, tables) -> list[str]:
     avg = float(np.mean(list(ratios.values())))
     ok = lambda b: "met" if b else "**NOT met**"  # noqa: E731
     out.append(f"- TSTR/TRTR mean over tables ≥ 0.97: {avg:.3f} — {ok(avg >= 0.97)}")
-    out.append(f"- TSTR/TRTR ≥ 0.93 on every table: " + ", ".join(f"{t} {v:.3f}" for t, v in ratios.items())
+    out.append("- TSTR/TRTR ≥ 0.93 on every table: " + ", ".join(f"{t} {v:.3f}" for t, v in ratios.items())
                + f" — {ok(all(v >= 0.93 for v in ratios.values()))}")
     for key, lim, label, nd in (("shape_err", 0.015, "shape error ≤ 1.5%", 4), ("trend_err", 0.03, "trend error ≤ 3%", 4),
                                 ("c2st", 0.60, "C2ST AUROC ≤ 0.60", 3), ("dcr_share", 0.53, "DCR share ≤ 0.53", 3)):
