@@ -22,6 +22,7 @@ from synth_pipeline.registry import check_name
 
 PORTFOLIO = ("gaussian_copula", "diffusion", "tvae")
 DP_CANDIDATE = "mst"  # joins the portfolio when generator_params set epsilon
+DP_GENERATORS = ("mst", "dp_diffusion")  # the candidates epsilon / delta are passed to
 SCREEN_GATES = ("dcr_gate", "tstr_gate", "fidelity_gate")  # exact and quick; anonymeter's gates judge the winner
 SELECTION_FILE = "selection.json"
 CHOSEN_DIR = "chosen"
@@ -30,8 +31,8 @@ CHOSEN_DIR = "chosen"
 @register
 class AutoGenerator(BaseGenerator):
     name = "auto"
-    summary = ("portfolio: fits copula, diffusion, TVAE (+ mst when epsilon is set) and keeps the most "
-                              "useful that passes the DCR screen on a validation split carved from train")
+    summary = ("portfolio: fits copula, diffusion, TVAE (+ mst when epsilon is set) and keeps the most useful "
+               "that passes the gates on a validation split carved from train")
 
     def __init__(self, candidates: list[str] | None = None, validation_fraction: float = 0.2,
                  epsilon: float | None = None, delta: float | None = None,
@@ -50,7 +51,7 @@ class AutoGenerator(BaseGenerator):
 
     def _candidate_params(self, name: str) -> dict[str, Any]:
         params = dict(self.params["candidate_params"].get(name, {}))
-        if name == DP_CANDIDATE:
+        if name in DP_GENERATORS:
             params.update({k: self.params[k] for k in ("epsilon", "delta") if self.params[k] is not None})
         return params
 
