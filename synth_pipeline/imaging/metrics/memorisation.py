@@ -8,11 +8,11 @@ network's embedding (features.py: catches near-copies that are shifted or re-tex
   dcr_share_<space>     share of generated slices closer to a train subset than to the holdout, the
                         subset as many whole train subjects as the holdout has, averaged over
                         DCR_DRAWS seeded draws (`train_subsets`); ties count half; 0.5 is ideal.
-Both rates carry a 95% CI from a bootstrap over holdout subjects (bootstrap.py): slices of one
-volume are not independent, so a slice-level interval would be far too narrow.
   exact_copies          generated slices identical to a train slice (pixel distance 0), as a share;
                         detail also counts near-exact copies (pixel RMS difference < NEAR_EXACT_RMS)
                         and the holdout's own exact-copy rate (`holdout_rate`, the gate's allowance).
+Both rates carry a 95% CI from a bootstrap over holdout subjects (bootstrap.py): slices of one
+volume are not independent, so a slice-level interval would be far too narrow.
 Nearest neighbours come from metrics.privacy.nearest: exact, block by block on torch, memory bounded,
 an exact copy at distance 0.0. `detail["worst"]` lists the generated slices closest to train with
 their nearest train slice, so a report can show the pairs side by side.
