@@ -5,8 +5,9 @@ to the two feature sets; 0 for identical sets, biased upwards at small n, so com
 same n. KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
 k(x, y) = (x.y / d + 1)^3, averaged over random subsets; ~0 (and sometimes negative) for two samples
 of one distribution, unbiased at any n. Both carry a 95% CI from a bootstrap over the real side's
-subjects (bootstrap.py), the FID/KID of each draw recomputed from the features. Both depend on the feature network (features.py): they are
-comparable only within one table, never with published Inception numbers.
+subjects (bootstrap.py), the FID/KID of each draw recomputed from the features. Both depend on the
+feature network (features.py): they are comparable only within one table, never with published
+Inception numbers.
 """
 
 import warnings

@@ -14,13 +14,13 @@ import torch
 
 from synth_pipeline.errors import BadInput
 from synth_pipeline.nn.training import num_threads
+from synth_pipeline.imaging.metrics.bootstrap import CI_LEVEL, percentile_ci
 from synth_pipeline.imaging.metrics.features import as_images
 from synth_pipeline.imaging.slices import SliceSet
 from synth_pipeline.metrics.base import MetricResult
 
 PSNR_CAP = 100.0
 N_BOOT = 200
-CI_LEVEL = 0.95
 _PAIR_BATCH = 512
 
 
@@ -28,10 +28,7 @@ def bootstrap_mean_ci(values: np.ndarray, seed: int, n_boot: int = N_BOOT) -> tu
     """Percentile CI of the mean of `values` over seeded bootstrap resamples."""
     values = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
-    means = np.array([values[rng.integers(0, len(values), len(values))].mean() for _ in range(n_boot)])
-    tail = 100 * (1 - CI_LEVEL) / 2
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_ci([values[rng.integers(0, len(values), len(values))].mean() for _ in range(n_boot)])
 
 
 def pair_scores(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
