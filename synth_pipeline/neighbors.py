@@ -14,6 +14,7 @@ _F32_EPS = 2.0**-24  # unit round-off of float32
 _F64_EPS = 2.0**-53
 _PAIR_CHUNK = 1 << 16  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
 _CPU_TILE_ROWS, _CPU_TILE_COLS = 256, 1024  # torch on CPU: the distance tile (cache-sized)
+_CPU_SCAN = True  # torch on CPU: candidates by tile_scan.scan_tile (False: the group-minima path GPUs take)
 _GROUPS = 16  # torch: a tile's columns fall into groups of 16 whose minimum pre-selects the top-k
 _SUPER = 128  # torch: tiles whose group minima are ranked together (at most _SUPER_MINS minima)
 _SUPER_MINS = 8192
@@ -99,6 +100,12 @@ class _TorchBlocks:
         self.r[:, : r.shape[1]] = r
         self.r[:, r.shape[1]] = (r * r).sum(dim=1)
         self.offsets = torch.arange(_GROUPS, device=device)
+        self.dim = r32.shape[1]
+        self.scan = None
+        if cpu and _CPU_SCAN:
+            from synth_pipeline.tile_scan import scan_tile
+
+            self.scan, self.r_sq = scan_tile, self.r[:, self.dim].contiguous().numpy()
         self.stop = threading.Event()  # set: every tile loop ends at its next tile (_run_threaded)
 
     def _check_stop(self) -> None:
@@ -127,11 +134,31 @@ class _TorchBlocks:
         torch = self.torch
         with torch.inference_mode():
             qa, q_sq = self._augment(q32)
-            parts = [self._candidates(qa[i : i + self.tile_rows], n_cand) for i in range(0, len(qa), self.tile_rows)]
+            block = self._scan_candidates if self.scan else self._candidates
+            parts = [block(qa[i : i + self.tile_rows], n_cand) for i in range(0, len(qa), self.tile_rows)]
             approx, idx, floor = (torch.cat(x) for x in zip(*parts))
             approx += q_sq[:, None]
             floor += q_sq
             return approx.cpu().numpy(), idx.cpu().numpy(), floor.cpu().numpy()
+
+    def _scan_candidates(self, qa, n_cand: int):
+        """(approx, idx, floor) without the ||q||² term, on CPU: -2q·r tiles from torch.mm (the norm
+        column of the augmented rows left out: 64 instead of 72 products per entry), each folded into
+        the rows' running n_cand smallest by tile_scan.scan_tile while it is in the cache. Every
+        reference row left out is >= the largest kept candidate, which is the floor."""
+        torch = self.torch
+        rows, q = len(qa), qa[:, : self.dim]
+        best_d = np.full((rows, n_cand), np.inf, dtype=np.float32)
+        best_i = np.zeros((rows, n_cand), dtype=np.int64)
+        tau = np.full(rows, np.inf, dtype=np.float32)
+        buf = torch.empty((rows, min(self.tile_cols, self.m)))
+        for r0 in range(0, self.m, self.tile_cols):
+            self._check_stop()
+            r1 = min(self.m, r0 + self.tile_cols)
+            out = buf if r1 - r0 == buf.shape[1] else buf.new_empty((rows, r1 - r0))
+            torch.mm(q, self.r[r0:r1, : self.dim].T, out=out)
+            self.scan(out.numpy(), self.r_sq[r0:r1], r0, best_d, best_i, tau)
+        return torch.from_numpy(best_d), torch.from_numpy(best_i), torch.from_numpy(tau)
 
     def _candidates(self, qa, n_cand: int):
         """(approx, idx, floor) without the ||q||² term: n_cand candidates per row and a lower bound on

@@ -118,20 +118,24 @@ def test_nearest_is_independent_of_block_sizes(backend):
 @pytest.mark.parametrize("tiles_ranked_together", [3, 128])
 @pytest.mark.parametrize("keep_tiles", [True, False])
 def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked_together, keep_tiles):
-    # query and reference both span many blocks (grouped top-k on; its group minima ranked over 3
-    # tiles at a time and merged, or over all 11 tiles with the two-level ranking; members read from
-    # kept tiles or recomputed): same answer as one block each
+    # query and reference both span many blocks (the group-minima path a GPU takes, forced on this
+    # CPU: its group minima ranked over 3 tiles at a time and merged, or over all 11 tiles with the
+    # two-level ranking; members read from kept tiles or recomputed): same answer as one block each,
+    # and as the CPU tile scan
     monkeypatch.setattr(neighbors, "_SUPER", tiles_ranked_together)
     monkeypatch.setattr(neighbors, "_KEEP_COLS", 16384 if keep_tiles else 0)
     rng = np.random.default_rng(3)
     ref, query = rng.normal(size=(12000, 8)), rng.normal(size=(1000, 8))
     ref[::997] = query[: len(ref[::997])]
+    scanned = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
+    monkeypatch.setattr(neighbors, "_CPU_SCAN", False)
     threads = torch.get_num_threads()
     one = nearest(query, ref, k=2, block_rows=1000, block_cols=12000, backend="torch")
     many = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
     assert torch.get_num_threads() == threads  # the worker threads' single-threading is undone
-    np.testing.assert_array_equal(one[1], many[1])
-    np.testing.assert_array_equal(one[0], many[0])
+    for other in (many, scanned):
+        np.testing.assert_array_equal(one[1], other[1])
+        np.testing.assert_array_equal(one[0], other[0])
     assert (many[0][: len(ref[::997]), 0] == 0.0).all()
 
 
