@@ -38,21 +38,21 @@ def scan_tile(tile, r_sq, r0, best_d, best_i, tau):
     minimum is below the row's tau is read again. An entry below tau replaces the largest kept one.
     So every entry left out is >= the final tau: it was >= tau when seen, and tau only decreases."""
     rows, cols = tile.shape
-    w = min(GROUP, cols)
-    full = cols // w * w
-    mins = np.empty(w, dtype=tile.dtype)
+    full = cols // GROUP * GROUP  # GROUP is a compile-time constant: the loops below vectorise
+    mins = np.empty(GROUP, dtype=tile.dtype)
     for a in range(rows):
         t = tau[a]
         row = tile[a]
-        for j in range(w):
-            mins[j] = row[j] + r_sq[j]
-        for s in range(w, full, w):
-            for j in range(w):
+        if full:
+            for j in range(GROUP):
+                mins[j] = row[j] + r_sq[j]
+        for s in range(GROUP, full, GROUP):
+            for j in range(GROUP):
                 x = row[s + j] + r_sq[s + j]
                 mins[j] = x if x < mins[j] else mins[j]
-        for j in range(w):
+        for j in range(GROUP if full else 0):
             if mins[j] < t:
-                for c in range(j, full, w):
+                for c in range(j, full, GROUP):
                     x = row[c] + r_sq[c]
                     if x < t:
                         t = _keep(best_d, best_i, a, x, r0 + c)
