@@ -15,7 +15,10 @@ _F32_EPS = 2.0**-24  # unit round-off of float32
 _F64_EPS = 2.0**-53
 _PAIR_CHUNK = 1 << 16  # pairs re-ranked at once in the fallback pass (× dims × 8 bytes)
 _CPU_TILE_ROWS, _CPU_TILE_COLS = 256, 1024  # torch on CPU: the distance tile (cache-sized)
-_CPU_SCAN = True  # torch on CPU: candidates by tile_scan.scan_tile (False: the group-minima path GPUs take)
+# torch on CPU: candidates by tile_scan.scan_tile from this many query × reference pairs on (below
+# it the group-minima path GPUs take: numba's one-off import and compile, or load from its disk
+# cache, would cost more than the scan saves)
+_SCAN_MIN_PAIRS = 1 << 30
 _GROUPS = 16  # torch: a tile's columns fall into groups of 16 whose minimum pre-selects the top-k
 _SUPER = 128  # torch: tiles whose group minima are ranked together (at most _SUPER_MINS minima)
 _SUPER_MINS = 8192
@@ -86,7 +89,7 @@ class _TorchBlocks:
     matmul takes the first d columns only and tile_scan.scan_tile adds the norms while it selects
     the candidates (_scan_candidates)."""
 
-    def __init__(self, r32: np.ndarray, block_rows: int, block_cols: int, device: str):
+    def __init__(self, r32: np.ndarray, block_rows: int, block_cols: int, device: str, scan: bool = False):
         import torch
 
         self.torch, self.device, self.m = torch, device, len(r32)
@@ -105,7 +108,7 @@ class _TorchBlocks:
         self.offsets = torch.arange(_GROUPS, device=device)
         self.dim = r32.shape[1]
         self.scan = None
-        if cpu and _CPU_SCAN:
+        if cpu and scan:
             from synth_pipeline.tile_scan import scan_tile
 
             self.scan, self.r_sq = scan_tile, self.r[:, self.dim].contiguous().numpy()
@@ -363,7 +366,8 @@ def nearest(
     distance (_TorchBlocks._candidates); on CPU, cache-sized 256 × 1024 tiles (capped by the block
     sizes), each folded into the rows' running candidates by the numba kernel tile_scan.scan_tile
     while it is in the cache, query blocks spread over one worker thread per torch intra-op thread
-    (all physical cores by default). backend="numpy" is the plain BLAS + argpartition fallback;
+    (all physical cores by default; from _SCAN_MIN_PAIRS pairs on, else as on a GPU).
+    backend="numpy" is the plain BLAS + argpartition fallback;
     backend="faiss" takes its candidates from faiss's IndexFlatL2.
     Re-ranking: the candidates' distances are recomputed in float64 by direct differences (an
     exact copy reports exactly 0.0) and ordered by (distance, index). Certificate: a row is final
@@ -405,7 +409,7 @@ def nearest(
         from synth_pipeline.device import pick_device
 
         device = pick_device()
-        engine = _TorchBlocks(r32, block_rows, block_cols, device)
+        engine = _TorchBlocks(r32, block_rows, block_cols, device, scan=n * m >= _SCAN_MIN_PAIRS)
         del r32  # the engine holds its own (augmented) copy
     elif backend == "faiss":
         device = "cpu"

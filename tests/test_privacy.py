@@ -60,8 +60,11 @@ def test_nearest_matches_sklearn_brute_on_random_data(backend):
     assert (dist[:, 0] <= dist[:, 1]).all()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_nearest_agrees_with_sklearn_and_brute_force_on_copies_and_ties(backend):
+@pytest.mark.parametrize("backend", [*BACKENDS, "torch-scan"])
+def test_nearest_agrees_with_sklearn_and_brute_force_on_copies_and_ties(backend, monkeypatch):
+    if backend == "torch-scan":  # the CPU tile scan, as from 2^30 pairs on
+        monkeypatch.setattr(neighbors, "_SCAN_MIN_PAIRS", 0)
+        backend = "torch"
     rng = np.random.default_rng(5)
     ref = rng.normal(size=(3000, 24))
     ref[2000:2010] = ref[7]  # 11 identical rows: more tied neighbours than the float32 pass keeps spare
@@ -78,7 +81,7 @@ def test_nearest_agrees_with_sklearn_and_brute_force_on_copies_and_ties(backend)
     np.testing.assert_array_equal(idx[untied], sk_idx[untied])
 
 
-def test_nearest_backends_return_identical_answers_even_on_mass_ties():
+def test_nearest_backends_return_identical_answers_even_on_mass_ties(monkeypatch):
     rng = np.random.default_rng(6)
     points = rng.integers(0, 3, size=(6, 5)).astype(float)  # categorical-like: few distinct rows
     ref = np.vstack([points[rng.integers(0, 6, size=4000)], rng.normal(size=(500, 5))])
@@ -86,8 +89,11 @@ def test_nearest_backends_return_identical_answers_even_on_mass_ties():
     for k in (1, 3):
         a = nearest(query, ref, k=k, block_rows=50, block_cols=1024, backend="numpy")
         b = nearest(query, ref, k=k, block_rows=50, block_cols=1024, backend="torch")
+        with monkeypatch.context() as m:
+            m.setattr(neighbors, "_SCAN_MIN_PAIRS", 0)  # the CPU tile scan, as from 2^30 pairs on
+            c = nearest(query, ref, k=k, block_rows=50, block_cols=1024, backend="torch")
         bf = brute_force(query, ref, k)
-        for got in (a, b):
+        for got in (a, b, c):
             np.testing.assert_array_equal(got[1], bf[1])
             np.testing.assert_array_equal(got[0], bf[0])
 
@@ -121,14 +127,15 @@ def test_nearest_blocks_bound_memory_on_a_larger_table(monkeypatch, tiles_ranked
     # query and reference both span many blocks (the group-minima path a GPU takes, forced on this
     # CPU: its group minima ranked over 3 tiles at a time and merged, or over all 11 tiles with the
     # two-level ranking; members read from kept tiles or recomputed): same answer as one block each,
-    # and as the CPU tile scan
+    # and as the CPU tile scan (forced on at this size)
     monkeypatch.setattr(neighbors, "_SUPER", tiles_ranked_together)
     monkeypatch.setattr(neighbors, "_KEEP_COLS", 16384 if keep_tiles else 0)
     rng = np.random.default_rng(3)
     ref, query = rng.normal(size=(12000, 8)), rng.normal(size=(1000, 8))
     ref[::997] = query[: len(ref[::997])]
+    monkeypatch.setattr(neighbors, "_SCAN_MIN_PAIRS", 0)
     scanned = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
-    monkeypatch.setattr(neighbors, "_CPU_SCAN", False)
+    monkeypatch.setattr(neighbors, "_SCAN_MIN_PAIRS", float("inf"))
     threads = torch.get_num_threads()
     one = nearest(query, ref, k=2, block_rows=1000, block_cols=12000, backend="torch")
     many = nearest(query, ref, k=2, block_rows=256, block_cols=2048, backend="torch")
