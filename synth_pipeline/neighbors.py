@@ -85,9 +85,9 @@ class _TorchBlocks:
     """The same on torch: GPU when pick_device() says so, else CPU (run single-threaded per worker
     thread by nearest(), see _run_threaded). On a GPU each tile is one matmul of augmented rows,
     [-2q, 1, 0…] · [r, ||r||², 0…] = ||r||² - 2q·r (padded to a multiple of 8 columns), so no
-    separate pass adds the norms, and candidates come from group minima (_candidates). On CPU the
-    matmul takes the first d columns only and tile_scan.scan_tile adds the norms while it selects
-    the candidates (_scan_candidates)."""
+    separate pass adds the norms, and candidates come from group minima (_candidates). On CPU with
+    `scan` (nearest() sets it from _SCAN_MIN_PAIRS pairs on) the matmul takes the first d columns
+    only and tile_scan.scan_tile adds the norms while it selects the candidates (_scan_candidates)."""
 
     def __init__(self, r32: np.ndarray, block_rows: int, block_cols: int, device: str, scan: bool = False):
         import torch
@@ -364,11 +364,11 @@ def nearest(
     "auto" takes when torch imports) runs on the device synth_pipeline.device.pick_device() names:
     on a GPU, block_rows × block_cols tiles whose top-k is taken on group minima, not on every
     distance (_TorchBlocks._candidates); on CPU, cache-sized 256 × 1024 tiles (capped by the block
-    sizes), each folded into the rows' running candidates by the numba kernel tile_scan.scan_tile
-    while it is in the cache, query blocks spread over one worker thread per torch intra-op thread
-    (all physical cores by default; from _SCAN_MIN_PAIRS pairs on, else as on a GPU).
-    backend="numpy" is the plain BLAS + argpartition fallback;
-    backend="faiss" takes its candidates from faiss's IndexFlatL2.
+    sizes), query blocks spread over one worker thread per torch intra-op thread (all physical
+    cores by default), and from _SCAN_MIN_PAIRS query × reference pairs on each tile is folded into
+    the rows' running candidates by the numba kernel tile_scan.scan_tile while it is in the cache
+    (below, the group minima as on a GPU). backend="numpy" is the plain BLAS + argpartition
+    fallback; backend="faiss" takes its candidates from faiss's IndexFlatL2.
     Re-ranking: the candidates' distances are recomputed in float64 by direct differences (an
     exact copy reports exactly 0.0) and ordered by (distance, index). Certificate: a row is final
     when its k-th float64 squared distance plus the float32 error bound (_float32_tolerance) is
@@ -381,12 +381,14 @@ def nearest(
     d' = d + 1 rounded up to a multiple of 8), whatever n and m:
       * the float32 centred reference: 4·m·d' (torch; on the device) or 4·m·d (numpy);
       * per query block (per worker thread on CPU): the float64 re-ranking, 3·8·B·c·d, and for
-        torch on CPU a 256 × 1024 distance tile (1 MiB) and the running candidates (12·256·c);
-        torch on a GPU: a B × C tile, its group minima 4·B·8192 and the gathered candidate groups
-        4·B·16c·d'; numpy: the B × C block and its argpartition, about 3·4·B·C;
+        torch on CPU a 256 × 1024 distance tile (1 MiB) and, with the scan, the running candidates
+        (12·256·c), else the group minima (4·256·8192 = 8 MiB) and the gathered candidate groups
+        (4·256·16c·d'); torch on a GPU: a B × C tile, 4·B·8192 and 4·B·16c·d'; numpy: the B × C
+        block and its argpartition, about 3·4·B·C;
       * the fallback, for uncertified rows only: at most 8·65536·d for its re-ranked pairs plus
         the pairs within its bound per block.
-    At m = 100k, d = 64, k = 2 and the defaults on a 2-core CPU: 29 MB + 2 × (16 + 1) MB ≈ 65 MB."""
+    At n = m = 100k, d = 64, k = 2 and the defaults on a 2-core CPU (the scan): 29 MB + 2 × (16 + 1)
+    MB ≈ 65 MB."""
     address = scheduler if scheduler is not None else cluster.scheduler_address()
     if address:
         return sharded_nearest(query, reference, k, client=cluster.client(address), block_rows=block_rows,
