@@ -37,8 +37,8 @@ def install() -> None:
 
     def choice(*a, **k):
         st = traceback.extract_stack(limit=14)
-        log.append((time.monotonic(), threading.current_thread().name,
-                    " <- ".join(f"{f.filename.split('site-packages/')[-1]}:{f.lineno}:{f.name}" for f in reversed(st[:-1]))))
+        frames = (f"{f.filename.split('site-packages/')[-1]}:{f.lineno}:{f.name}" for f in reversed(st[:-1]))
+        log.append((time.monotonic(), threading.current_thread().name, " <- ".join(frames)))
         return real(*a, **k)
 
     np.random.choice = choice
