@@ -288,12 +288,13 @@ def _inference_targets(n_ori: int, n_syn: int, n_control: int, n: int, seed: int
     anonymeter draws them with pandas' `.sample()` from numpy's global RNG, which any other code in
     the process also draws from: on a dask worker, dask's `sizeof` of an object-dtype DataFrame
     (`np.random.choice`) runs in the worker's event-loop thread while a task runs, and moved the
-    control targets (4 of 22 test runs on a LocalCluster). These are the same rows anonymeter draws
-    after `np.random.seed(seed)` in an undisturbed process (one `RandomState.permutation` per
-    `.sample()` in `InferenceEvaluator.evaluate`: baseline targets, baseline guesses, train targets,
-    control targets), drawn from a private RandomState, so the numbers match those measured before
-    and do not depend on where the attack runs. Handed to anonymeter as ori and control with
-    `n_attacks=n`, its own draw only reorders them, and the success counts do not depend on order."""
+    control targets (benchmarks/SCALE.md, the inference attacks on a Dask cluster). These are the
+    same rows anonymeter draws after `np.random.seed(seed)` in an undisturbed process (one
+    `RandomState.permutation` per `.sample()` in `InferenceEvaluator.evaluate`: baseline targets,
+    baseline guesses, train targets, control targets), drawn from a private RandomState, so the
+    numbers match those measured before and do not depend on where the attack runs. Handed to
+    anonymeter as ori and control with `n_attacks=n`, its own draw only reorders them, and the
+    success counts do not depend on order."""
     rs = np.random.RandomState(seed)
     rs.permutation(n_ori)  # anonymeter's naive baseline (targets, then guesses); _random_guess_rate replaces it
     rs.permutation(n_syn)
