@@ -7,8 +7,10 @@
 FROM python:3.11-slim
 ARG TORCH="torch==2.13.0"
 ARG STORAGE=""
+# SYNTH_RUN_CONFIG: the step pods' run config (GPU, memory, shared storage) that every run the schedules
+# and the file sensor start carries (assets/operations.py: deployment_run_config).
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 SYNTH_EXECUTOR=k8s SYNTH_PROGRESS=0 \
-    DAGSTER_HOME=/opt/dagster/home
+    DAGSTER_HOME=/opt/dagster/home SYNTH_RUN_CONFIG=/opt/synth-pipeline/deploy/k8s/run_config.yaml
 WORKDIR /opt/synth-pipeline
 COPY requirements.lock pyproject.toml ./
 RUN pip install ${TORCH} && pip install -r requirements.lock && if [ -n "${STORAGE}" ]; then pip install ${STORAGE}; fi
@@ -16,6 +18,7 @@ COPY synth_pipeline ./synth_pipeline
 COPY assets ./assets
 COPY resources ./resources
 COPY catalogue.yaml workspace.yaml ./
+COPY deploy/k8s/run_config.yaml ./deploy/k8s/
 RUN pip install --no-deps . && mkdir -p "$DAGSTER_HOME" && useradd --uid 10001 synth && chown -R synth "$DAGSTER_HOME"
 COPY deploy/k8s/dagster.yaml $DAGSTER_HOME/dagster.yaml
 USER synth

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from resources import AlertWebhook
 from synth_pipeline import intermediates
@@ -72,24 +73,54 @@ def in_process_jobs() -> list:
     return [_group_job(*job, retry=None) for job in _JOBS]
 
 
-def lane_config(data: str, settings: dict | None = None) -> dict:
-    """Run config for one dataset. Every run writes its intermediates to its own folder
-    (`<work>/<run_id>/`, resources/parquet_io.py), so concurrent runs never share files."""
-    return {"resources": {"settings": {"config": {**(settings or {}), "data": data}}}}
+RUN_CONFIG_ENV = "SYNTH_RUN_CONFIG"  # the Docker image: deploy/k8s/run_config.yaml; unset: nothing added
+
+
+def deployment_run_config() -> dict:
+    """The run config the deployment adds to every run the schedules and the file sensor start: the
+    YAML file named by $SYNTH_RUN_CONFIG (the image names deploy/k8s/run_config.yaml, so scheduled
+    step pods get their GPU and memory limits as launched ones do), or nothing when it is unset."""
+    path = os.environ.get(RUN_CONFIG_ENV, "")
+    if not path:
+        return {}
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise BadInput(f"${RUN_CONFIG_ENV}={path}: cannot read it as YAML ({type(e).__name__})") from e
+    if not isinstance(doc, dict):
+        raise BadInput(f"${RUN_CONFIG_ENV}={path}: expected a run config (a YAML mapping)")
+    return doc
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`base` with `over` merged in, key by key through nested mappings; `over` wins."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def lane_config(data: str, settings: dict | None = None, deployment: dict | None = None) -> dict:
+    """Run config for one dataset, on top of the `deployment` run config (deployment_run_config).
+    Every run writes its intermediates to its own folder (`<work>/<run_id>/`,
+    resources/parquet_io.py), so concurrent runs never share files."""
+    return _merged(deployment or {}, {"resources": {"settings": {"config": {**(settings or {}), "data": data}}}})
 
 
 def catalogue_requests(context: dg.ScheduleEvaluationContext, *, cron: str | None):
     """One run request per catalogue entry whose `cron` is `cron`, each with the entry's whole run
-    config; a bad catalogue (checked whole, see synth_pipeline/catalogue.py) starts nothing."""
+    config and the deployment's; a bad catalogue (checked whole, see synth_pipeline/catalogue.py) or
+    an unreadable $SYNTH_RUN_CONFIG starts nothing."""
     day = context.scheduled_execution_time.strftime("%Y%m%d")
     try:
+        deployment = deployment_run_config()
         entries = [e for e in load_catalogue().datasets if e.cron == cron]
     except BadInput as e:
-        return dg.SkipReason(f"catalogue refused, nothing started: {e}")
+        return dg.SkipReason(f"nothing started: {e}")
     return [
         dg.RunRequest(
             run_key=f"{e.name}-{day}",
-            run_config=lane_config(e.run_config().data, e.run_config().to_dict()),
+            run_config=lane_config(e.run_config().data, e.run_config().to_dict(), deployment),
             tags={DATASET_TAG: e.name, "synth/date": day},
         )
         for e in entries
@@ -130,16 +161,18 @@ def entry_schedules() -> list[dg.ScheduleDefinition]:
 def new_input_file(context: dg.SensorEvaluationContext):
     """A `<name>.csv` or `<name>.parquet` landing in $SYNTH_WATCH_DIR (default `incoming/`) starts one
     release: with the settings of the catalogue entry `<name>` (its source replaced by the file), or
-    else of a `<name>.json` run config next to it (at least {"target": ...}). The run key is the file's
+    else of a `<name>.json` run config next to it (at least {"target": ...}), on top of the deployment's
+    run config (deployment_run_config). The run key is the file's
     name, size and mtime, so a replaced file runs again and an unchanged one never does."""
     folder = Path(os.environ.get(WATCH_DIR_ENV, "incoming"))
     if not folder.is_dir():
         return dg.SkipReason(f"{folder}: watched folder does not exist")
     requests = []
     try:
+        deployment = deployment_run_config()
         catalogue = {e.name: e for e in load_catalogue().datasets if e.sql is None}
     except BadInput as e:
-        return dg.SkipReason(f"catalogue refused, nothing started: {e}")
+        return dg.SkipReason(f"nothing started: {e}")
     for data in sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".parquet")):
         sidecar = data.with_suffix(".json")
         if data.stem in catalogue:  # a new file for a catalogue entry: that entry's settings
@@ -164,7 +197,7 @@ def new_input_file(context: dg.SensorEvaluationContext):
         requests.append(
             dg.RunRequest(
                 run_key=f"{data.name}:{stat.st_size}:{stat.st_mtime_ns}",
-                run_config=lane_config(str(data.resolve()), settings),
+                run_config=lane_config(str(data.resolve()), settings, deployment),
                 tags={DATASET_TAG: data.stem, "synth/source": str(data)},
             )
         )

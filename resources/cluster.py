@@ -17,5 +17,6 @@ class DaskCluster(dg.ConfigurableResource):
                                            "own process")
 
     def active(self) -> AbstractContextManager[None]:
-        """The block in which DCR search shards and utility model fits go to this scheduler."""
+        """The block in which DCR search shards, utility model fits and per-column inference attacks
+        go to this scheduler."""
         return cluster.using(self.scheduler or None)

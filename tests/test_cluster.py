@@ -1,15 +1,21 @@
-"""The heavy steps' splittable work (the utility model fits) runs as tasks on a dask.distributed
-cluster when one is configured — a LocalCluster here, a scheduler address in
+"""The heavy steps' splittable work (utility model fits, per-column inference attacks) runs as tasks on
+a dask.distributed cluster when one is configured — a LocalCluster here, a scheduler address in
 production — and gives exactly the local results; without one, everything runs in this process."""
 
 import json
 import os
+import threading
+import time
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from resources import DaskCluster
 from synth_pipeline import cluster
-from synth_pipeline.metrics import utility
+from synth_pipeline.metrics import attacks, utility
+
+_STOP_DRAWING = threading.Event()
 
 
 def _pid(tag: str) -> tuple[str, int, str]:
@@ -64,4 +70,57 @@ def test_utility_fits_on_the_cluster_equal_the_local_run_exactly(dask_cluster, s
         remote = utility.tstr(train, holdout, synthetic, schema, seed=3)
     assert calls  # the fits went to the cluster
     assert any(m.computed for m in local)
+    assert _dumped(remote) == _dumped(local)
+
+
+def _start_drawing() -> None:
+    """On a worker: a thread drawing from numpy's global RNG until _stop_drawing, as dask's sizeof does
+    in the worker's event loop whenever a DataFrame arrives, at any moment of a running task."""
+    _STOP_DRAWING.clear()
+
+    def draw():
+        while not _STOP_DRAWING.is_set():
+            np.random.random()
+            time.sleep(0.05)
+
+    threading.Thread(target=draw, daemon=True).start()
+
+
+def _stop_drawing() -> None:
+    _STOP_DRAWING.set()
+
+
+def test_dask_sizes_an_object_column_with_numpys_global_rng():
+    """Why no attack may draw from numpy's global RNG on a worker: the worker sizes each DataFrame it
+    receives (dask.sizeof, in its event-loop thread, also while a task runs) and for an object column
+    that draws from the global RNG, moving whatever a task drew next."""
+    from dask.sizeof import sizeof
+
+    np.random.seed(0)
+    undisturbed = np.random.random()
+    np.random.seed(0)
+    sizeof(pd.DataFrame({"sex": ["F", "M", "F"]}))
+    assert np.random.random() != undisturbed
+
+
+def test_inference_attacks_per_column_on_the_cluster_equal_the_local_run_exactly(dask_cluster, small, monkeypatch):
+    """Each column's attack runs on a worker while another thread there draws from numpy's global RNG
+    (test above): the results still equal the undisturbed local run, field for field."""
+    train, holdout, synthetic, schema = small
+    secrets = [schema.target, "kappa", "sex"]
+    monkeypatch.delenv(cluster.SCHEDULER_ENV, raising=False)
+    local = attacks.inference(train, holdout, synthetic, schema, n_attacks=100, secrets=secrets, seed=1)
+    calls = []
+    real = cluster.client
+    monkeypatch.setattr(cluster, "client", lambda address: calls.append(address) or real(address))
+    workers = real(dask_cluster.scheduler_address)
+    workers.run(_start_drawing)
+    try:
+        with cluster.using(dask_cluster.scheduler_address):
+            remote = attacks.inference(train, holdout, synthetic, schema, n_attacks=100, secrets=secrets, seed=1)
+    finally:
+        workers.run(_stop_drawing)
+    assert calls  # the attacks went to the cluster
+    assert [m.name for m in local] == [f"inference[{c}]" for c in secrets] + ["inference_max"]
+    assert all(m.computed for m in local), [m.error for m in local]
     assert _dumped(remote) == _dumped(local)

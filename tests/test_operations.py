@@ -3,6 +3,7 @@ watched-folder sensor starts one run per new file, and the job definitions valid
 
 import json
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
@@ -79,3 +80,37 @@ def test_sensor_starts_one_run_per_new_file_with_its_config(tmp_path, monkeypatc
 def test_sensor_skips_a_missing_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTH_WATCH_DIR", str(tmp_path / "nope"))
     assert isinstance(new_input_file(dg.build_sensor_context()), dg.SkipReason)
+
+
+def test_scheduled_and_sensed_runs_carry_the_deployment_run_config(tmp_path, monkeypatch):
+    """$SYNTH_RUN_CONFIG (the image names deploy/k8s/run_config.yaml) goes into every run the nightly
+    schedule and the file sensor request, beside each run's own settings; unset, nothing is added; an
+    unreadable file starts nothing and says which."""
+    from datetime import datetime, timezone
+
+    import yaml
+
+    from assets.operations import RUN_CONFIG_ENV, nightly_release
+
+    shipped = Path(__file__).resolve().parent.parent / "deploy" / "k8s" / "run_config.yaml"
+    execution = yaml.safe_load(shipped.read_text())["execution"]
+    monkeypatch.setenv("SYNTH_WATCH_DIR", str(tmp_path))
+    (tmp_path / "ward7.csv").write_text("a,b,death\n1,2,dead\n")
+    (tmp_path / "ward7.json").write_text(json.dumps({"target": "death"}))
+    tick = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 2, tzinfo=timezone.utc))
+
+    def requests():
+        return [*nightly_release(tick), *new_input_file(dg.build_sensor_context())]
+
+    monkeypatch.delenv(RUN_CONFIG_ENV, raising=False)
+    plain = requests()
+    assert len(plain) > 1 and all(set(r.run_config) == {"resources"} for r in plain)
+    monkeypatch.setenv(RUN_CONFIG_ENV, str(shipped))
+    carried = requests()
+    assert [r.tags for r in carried] == [r.tags for r in plain]
+    for before, after in zip(plain, carried):
+        assert after.run_config == {**before.run_config, "execution": execution}
+    missing = tmp_path / "missing.yaml"
+    monkeypatch.setenv(RUN_CONFIG_ENV, str(missing))
+    for skipped in (nightly_release(tick), new_input_file(dg.build_sensor_context())):
+        assert isinstance(skipped, dg.SkipReason) and f"{RUN_CONFIG_ENV}={missing}" in skipped.skip_message

@@ -81,28 +81,43 @@ for op in ops:  # each step's Kubernetes job as the executor builds it (per-step
     pods[op] = {"limits": pod.containers[0].resources.limits,
                 "mounts": sorted(m.mount_path for m in pod.containers[0].volume_mounts or []),
                 "claims": sorted(v.persistent_volume_claim.claim_name for v in pod.volumes or [] if v.persistent_volume_claim)}
+from datetime import datetime, timezone
+from assets.operations import new_input_file, nightly_release
+tick = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, 2, tzinfo=timezone.utc))
+launched = [*nightly_release(tick), *new_input_file(dg.build_sensor_context())]  # $SYNTH_RUN_CONFIG set, as in the image
+carried = [r.run_config["execution"] == {"config": execution} and dg.validate_run_config(job, r.run_config) is not None
+           for r in launched]
 print(json.dumps({"executor": job.executor_def.name, "valid": ok, "bad_refused": bad_refused,
                   "launcher_ok": launcher.success, "launcher_class": instance["run_launcher"]["class"],
+                  "launched": sorted(r.tags["dataset"] for r in launched), "carried": carried,
                   "ops": ops, "pods": pods}))
 """
 
 
-def test_k8s_run_config_validates_against_the_shipped_release_job():
-    """The shipped release_job as the Docker image builds it (SYNTH_EXECUTOR=k8s: k8s_job_executor)
-    accepts deploy/k8s/run_config.yaml and refuses a broken one; deploy/k8s/dagster.yaml's
-    K8sRunLauncher config is valid for dagster-k8s."""
+def test_k8s_run_config_validates_against_the_shipped_release_job(tmp_path):
+    """The shipped release_job as the Docker image builds it (SYNTH_EXECUTOR=k8s: k8s_job_executor,
+    SYNTH_RUN_CONFIG: the run config every scheduled or sensed run carries) accepts
+    deploy/k8s/run_config.yaml and refuses a broken one; the runs the nightly schedule and the file
+    sensor request carry it and validate too; deploy/k8s/dagster.yaml's K8sRunLauncher config is
+    valid for dagster-k8s."""
     import json
     import subprocess
     import sys
 
-    env = {**os.environ, "SYNTH_EXECUTOR": "k8s", "PYTHONPATH": str(ROOT)}
+    (tmp_path / "ward7.csv").write_text("a,b,death\n1,2,dead\n")
+    (tmp_path / "ward7.json").write_text(json.dumps({"target": "death"}))
+    env = {**os.environ, "SYNTH_EXECUTOR": "k8s", "PYTHONPATH": str(ROOT), "SYNTH_WATCH_DIR": str(tmp_path),
+           "SYNTH_RUN_CONFIG": str(ROOT / "deploy" / "k8s" / "run_config.yaml")}
+    env.pop("SYNTH_CATALOGUE", None)
     proc = subprocess.run([sys.executable, "-c", K8S_CHECK], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     ops, pods = found.pop("ops"), found.pop("pods")
+    launched = found.pop("launched")
+    assert "ward7" in launched and len(launched) > 1  # the sensor's file and the bundled tables' nightly runs
     assert found == {"executor": "k8s", "valid": True, "bad_refused": True, "launcher_ok": True,
-                     "launcher_class": "K8sRunLauncher"}
+                     "launcher_class": "K8sRunLauncher", "carried": [True] * len(launched)}
     run_config = yaml.safe_load((ROOT / "deploy" / "k8s" / "run_config.yaml").read_text())
     per_step = run_config["execution"]["config"]["per_step_k8s_config"]
     assert set(per_step) <= set(ops), set(per_step) - set(ops)  # dagster-k8s would ignore a misspelt op

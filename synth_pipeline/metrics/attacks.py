@@ -4,10 +4,11 @@ Both report anonymeter's baseline-corrected risk, (attack rate - control rate) /
 with its 95% CI: the attack on the training records (ori) is judged against the same attack on the
 holdout (control), real records the generator never saw, so what fresh data would reveal anyway
 (population-level structure) is not counted as a leak. The random-guess baseline rate is recorded in
-`detail` beside the attack and control rates. Every attack is seeded (anonymeter draws from numpy's
-global RNG and polars' RNG: both are seeded right before each evaluator runs), so the same inputs and
-seed give the same numbers. A metric that cannot be computed comes back as `missing()` with its
-reason, never dropped.
+`detail` beside the attack and control rates. Every attack is seeded, so the same inputs and seed give
+the same numbers, in this process or as a task on a dask worker (synth_pipeline.cluster): singling-out
+through anonymeter's own seed and polars' (set right before it runs); inference draws its targets from a
+private RNG (`_inference_targets`), because numpy's global one is shared with whatever else runs in the
+process. A metric that cannot be computed comes back as `missing()` with its reason, never dropped.
 """
 
 import logging
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from synth_pipeline.cluster import map_tasks
 from synth_pipeline.hashing import row_hashes
 from synth_pipeline.metrics.base import MetricResult, missing
 from synth_pipeline.metrics.privacy import _for_anonymeter, _table_problem
@@ -280,6 +282,25 @@ def _random_guess_rate(target: pd.Series, syn: pd.Series, regression: bool, seed
     return float(np.mean(hits))
 
 
+def _inference_targets(n_ori: int, n_syn: int, n_control: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the `n` train (ori) and `n` holdout (control) records one inference attack targets.
+
+    anonymeter draws them with pandas' `.sample()` from numpy's global RNG, which any other code in
+    the process also draws from: on a dask worker, dask's `sizeof` of an object-dtype DataFrame
+    (`np.random.choice`) runs in the worker's event-loop thread while a task runs, and moved the
+    control targets (benchmarks/SCALE.md, the inference attacks on a Dask cluster). These are the
+    same rows anonymeter draws after `np.random.seed(seed)` in an undisturbed process (one
+    `RandomState.permutation` per `.sample()` in `InferenceEvaluator.evaluate`: baseline targets,
+    baseline guesses, train targets, control targets), drawn from a private RandomState, so the
+    numbers match those measured before and do not depend on where the attack runs. Handed to
+    anonymeter as ori and control with `n_attacks=n`, its own draw only reorders them, and the
+    success counts do not depend on order."""
+    rs = np.random.RandomState(seed)
+    rs.permutation(n_ori)  # anonymeter's naive baseline (targets, then guesses); _random_guess_rate replaces it
+    rs.permutation(n_syn)
+    return rs.permutation(n_ori)[:n], rs.permutation(n_control)[:n]
+
+
 def _inference_one(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, secret: str,
     *, n_attacks: int, seed: int,
@@ -298,9 +319,11 @@ def _inference_one(
     ori, syn, control = (f.assign(**{secret: src[secret].to_numpy()}) for f, src in zip(frames, (train, synthetic, holdout)))
     regression = schema.column(secret).kind != "categorical"
     n = min(n_attacks, len(ori), len(control))  # the same number on both sides, so the rates compare
+    ori_rows, control_rows = _inference_targets(len(ori), len(syn), len(control), n, seed)
     try:
         evaluator = InferenceEvaluator(
-            ori=ori, syn=syn, control=control, aux_cols=aux_cols, secret=secret, regression=regression, n_attacks=n
+            ori=ori.iloc[ori_rows], syn=syn, control=control.iloc[control_rows], aux_cols=aux_cols, secret=secret,
+            regression=regression, n_attacks=n,
         )
         with _seeded(seed):
             evaluator.evaluate(n_jobs=-1)
@@ -353,10 +376,15 @@ def inference(
     Secrets: `secrets` when given, else `default_secrets(schema, sensitive)` — the target, the
     columns the schema marks sensitive, and `sensitive` (pass e.g. `sensitive=tuple(schema.names)`
     to attack every column). Returns `inference[<col>]` per secret,
-    then `inference_max`, the worst computed column (missing when none could be computed)."""
+    then `inference_max`, the worst computed column (missing when none could be computed). With a
+    dask scheduler configured (synth_pipeline.cluster) each column's attack is a task on the cluster,
+    with the same result as here."""
     cols = list(secrets) if secrets is not None else default_secrets(schema, sensitive)
     problem = _table_problem(train, holdout, synthetic, schema)
     unknown = [c for c in cols if c not in schema.names]
+    runnable = [c for c in cols if not problem and c not in unknown and n_attacks >= 1]  # one task per column
+    attacked = dict(zip(runnable, map_tasks(_inference_one, [(train, holdout, synthetic, schema, c) for c in runnable],
+                                            n_attacks=n_attacks, seed=seed)))
     out: list[MetricResult] = []
     for c in cols:
         if problem:
@@ -366,7 +394,7 @@ def inference(
         elif n_attacks < 1:
             out.append(missing(f"inference[{c}]", f"n_attacks={n_attacks}; at least 1 is needed", INFERENCE_COMPARED))
         else:
-            out.append(_inference_one(train, holdout, synthetic, schema, c, n_attacks=n_attacks, seed=seed))
+            out.append(attacked[c])
     return [*out, _worst(out)]
 
 
