@@ -1,0 +1,105 @@
+"""Benchmark: peak memory of the streaming passes (synth_pipeline.batches), each in a fresh process.
+
+    python benchmarks/stream_memory.py --rows 1000000 --rows 3000000                 # this checkout
+    python benchmarks/stream_memory.py --rows 1000000 --code /work/main --label main  # another checkout
+
+On the FLCHAIN-shaped table of benchmarks/scale.py (N rows, Parquet, and the same table as CSV), one
+child process per (operation, N) imports the code under `--code`, loads what the operation starts
+from (the table as the IO manager hands it to a step, or nothing for a file read) and runs:
+  * read_csv: readers.read_table on the CSV file (the raw_table step's read of a CSV input);
+  * read_parquet: readers.read_table on the Parquet file (unchanged; the control);
+  * row_hashes: hashing.row_hashes over every column of the table (the copy filter, DCR gate,
+    release and the anonymeter steps' coordinated sample hash whole tables);
+  * exact_copies: copies.training_shares of a synthetic table of 0.8 N rows against a train table
+    of 0.8 N rows (what the DCR gate's exact-copy count does, once per table).
+Reported: the process's peak RSS (getrusage) less its RSS just before the operation ("added by
+the operation": what the step pays on top of holding its inputs), the table's own size in pandas,
+and the wall seconds, with the machine's 1-minute load average. Prints one markdown row per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS = ("read_csv", "read_parquet", "row_hashes", "exact_copies")
+
+CHILD = r"""
+import gc, json, resource, sys, time
+from pathlib import Path
+import synth_pipeline
+print(synth_pipeline.__file__, file=sys.stderr)
+import pandas as pd
+op, parquet, csv = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+from synth_pipeline import hashing
+from synth_pipeline.copies import training_shares
+from synth_pipeline.data import readers
+
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+table = None if op.startswith("read_") else pd.read_parquet(parquet)
+if op == "exact_copies":
+    cut = int(len(table) * 0.8)
+    train, synthetic = table.iloc[:cut], table.iloc[len(table) - cut:]
+gc.collect()
+before, start = rss_mib(), time.perf_counter()
+if op == "read_csv":
+    table = readers.read_table(csv)
+elif op == "read_parquet":
+    table = readers.read_table(parquet)
+elif op == "row_hashes":
+    hashing.row_hashes(table, list(table.columns))
+else:
+    training_shares(synthetic, train=train, columns=list(table.columns))
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"added_mib": round(peak - before, 1), "peak_mib": round(peak, 1), "seconds": round(seconds, 2),
+                  "table_mib": round(table.memory_usage(deep=True).sum() / 2**20, 1)}))
+"""
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, action="append", required=True)
+    p.add_argument("--code", type=Path, default=ROOT, help="checkout whose synth_pipeline is measured")
+    p.add_argument("--label", default="this checkout")
+    p.add_argument("--ops", nargs="*", default=list(OPS), choices=OPS)
+    p.add_argument("--timeout", type=float, default=900)
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scale import make_table  # the benchmark table, made by this checkout's code
+
+    print("| date | code | rows | operation | added by the operation (peak RSS) | table in pandas | wall | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="stream-memory-") as tmp:
+        for rows in args.rows:
+            parquet, csv = Path(tmp) / f"t{rows}.parquet", Path(tmp) / f"t{rows}.csv"
+            make_table(rows, 0, parquet)
+            import pandas as pd
+
+            pd.read_parquet(parquet).to_csv(csv, index=False)
+            for op in args.ops:
+                env = {**os.environ, "PYTHONPATH": str(args.code.resolve())}
+                out = subprocess.run([sys.executable, "-c", CHILD, op, str(parquet), str(csv)], env=env, cwd=tmp,
+                                     capture_output=True, text=True, timeout=args.timeout)
+                if out.returncode != 0:
+                    print(f"| {op} | {rows} | failed: {out.stderr.strip().splitlines()[-1]} |", flush=True)
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                assert f"{args.code.resolve()}/synth_pipeline/" in out.stderr, out.stderr  # the code asked for
+                date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                print(f"| {date} | {args.label} | {rows:,} | {op} | {r['added_mib']:.0f} MiB ({r['peak_mib']:.0f} MiB) | "
+                      f"{r['table_mib']:.0f} MiB | {r['seconds']:.1f} s | {os.getloadavg()[0]:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
