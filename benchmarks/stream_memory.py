@@ -12,9 +12,11 @@ from (the table as the IO manager hands it to a step, or nothing for a file read
     release and the anonymeter steps' coordinated sample hash whole tables);
   * exact_copies: copies.training_shares of a synthetic table of 0.8 N rows against a train table
     of 0.8 N rows (what the DCR gate's exact-copy count does, once per table).
-Reported: the process's peak RSS (getrusage) less its RSS just before the operation ("added by
-the operation": what the step pays on top of holding its inputs), the table's own size in pandas,
-and the wall seconds, with the machine's 1-minute load average. Prints one markdown row per run.
+Reported: the process's peak RSS during the operation (VmHWM, reset through /proc/self/clear_refs
+once the inputs are loaded, so the load's own transient peak is not counted; Linux only) less its
+RSS just before it ("added by the operation": what the step pays on top of holding its inputs), the
+table's deep size in pandas (strings pyarrow shares are counted once per cell), and the wall
+seconds, with the machine's 1-minute load average. Prints one markdown row per run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPS = ("read_csv", "read_parquet", "row_hashes", "exact_copies")
 
 CHILD = r"""
-import gc, json, resource, sys, time
+import gc, json, sys, time
 from pathlib import Path
 import synth_pipeline
 print(synth_pipeline.__file__, file=sys.stderr)
@@ -45,11 +47,16 @@ from synth_pipeline.data import readers
 def rss_mib():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
+def peak_mib():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+
 table = None if op.startswith("read_") else pd.read_parquet(parquet)
 if op == "exact_copies":
     cut = int(len(table) * 0.8)
     train, synthetic = table.iloc[:cut], table.iloc[len(table) - cut:]
 gc.collect()
+with open("/proc/self/clear_refs", "w") as f:  # the peak so far (loading the inputs) is not the operation's
+    f.write("5")
 before, start = rss_mib(), time.perf_counter()
 if op == "read_csv":
     table = readers.read_table(csv)
@@ -60,7 +67,7 @@ elif op == "row_hashes":
 else:
     training_shares(synthetic, train=train, columns=list(table.columns))
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mib()
 print(json.dumps({"added_mib": round(peak - before, 1), "peak_mib": round(peak, 1), "seconds": round(seconds, 2),
                   "table_mib": round(table.memory_usage(deep=True).sum() / 2**20, 1)}))
 """
