@@ -8,6 +8,8 @@ child process per (operation, N) imports the code under `--code`, loads what the
 from (the table as the IO manager hands it to a step, or nothing for a file read) and runs:
   * read_csv: readers.read_table on the CSV file (the raw_table step's read of a CSV input);
   * read_parquet: readers.read_table on the Parquet file (unchanged; the control);
+  * parquet_batches: the same file read with pyarrow's ParquetFile.iter_batches, each batch to pandas,
+    then concatenated (the alternative for a step that needs the whole table);
   * row_hashes: hashing.row_hashes over every column of the table (the copy filter, DCR gate,
     release and the anonymeter steps' coordinated sample hash whole tables);
   * exact_copies: copies.training_shares of a synthetic table of 0.8 N rows against a train table
@@ -31,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPS = ("read_csv", "read_parquet", "row_hashes", "exact_copies")
+OPS = ("read_csv", "read_parquet", "parquet_batches", "row_hashes", "exact_copies")
 
 CHILD = r"""
 import gc, json, sys, time
@@ -50,7 +52,7 @@ def rss_mib():
 def peak_mib():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 
-table = None if op.startswith("read_") else pd.read_parquet(parquet)
+table = None if op.startswith(("read_", "parquet_")) else pd.read_parquet(parquet)
 if op == "exact_copies":
     cut = int(len(table) * 0.8)
     train, synthetic = table.iloc[:cut], table.iloc[len(table) - cut:]
@@ -62,6 +64,10 @@ if op == "read_csv":
     table = readers.read_table(csv)
 elif op == "read_parquet":
     table = readers.read_table(parquet)
+elif op == "parquet_batches":
+    import pyarrow.parquet as pq
+    table = pd.concat([b.to_pandas() for b in pq.ParquetFile(parquet).iter_batches(batch_size=65_536)],
+                      ignore_index=True)
 elif op == "row_hashes":
     hashing.row_hashes(table, list(table.columns))
 else:
