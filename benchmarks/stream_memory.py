@@ -14,6 +14,8 @@ from (the table as the IO manager hands it to a step, or nothing for a file read
     release and the anonymeter steps' coordinated sample hash whole tables);
   * exact_copies: copies.training_shares of a synthetic table of 0.8 N rows against a train table
     of 0.8 N rows (what the DCR gate's exact-copy count does, once per table).
+  * validate: validation.validate_table (Great Expectations) on the typed table, after load_dataset
+    and model_table with scale.py's column kinds (unchanged here; is it worth streaming?).
 Reported: the process's peak RSS during the operation (VmHWM, reset through /proc/self/clear_refs
 once the inputs are loaded, so the load's own transient peak is not counted; Linux only) less its
 RSS just before it ("added by the operation": what the step pays on top of holding its inputs), the
@@ -33,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPS = ("read_csv", "read_parquet", "parquet_batches", "row_hashes", "exact_copies")
+OPS = ("read_csv", "read_parquet", "parquet_batches", "row_hashes", "exact_copies", "validate")
 
 CHILD = r"""
 import gc, json, sys, time
@@ -53,6 +55,14 @@ def peak_mib():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 
 table = None if op.startswith(("read_", "parquet_")) else pd.read_parquet(parquet)
+if op == "validate":
+    from synth_pipeline.data import load_dataset
+    from synth_pipeline.preprocess import model_table
+    from synth_pipeline.validation import _import_gx, validate_table
+    _import_gx()
+    loaded = load_dataset(str(parquet), target="death", column_kinds=json.loads(sys.argv[4]))
+    schema, table = loaded.schema, model_table(loaded.raw, loaded.schema)
+    del loaded
 if op == "exact_copies":
     cut = int(len(table) * 0.8)
     train, synthetic = table.iloc[:cut], table.iloc[len(table) - cut:]
@@ -68,6 +78,8 @@ elif op == "parquet_batches":
     import pyarrow.parquet as pq
     table = pd.concat([b.to_pandas() for b in pq.ParquetFile(parquet).iter_batches(batch_size=65_536)],
                       ignore_index=True)
+elif op == "validate":
+    assert validate_table(table, schema).success
 elif op == "row_hashes":
     hashing.row_hashes(table, list(table.columns))
 else:
@@ -88,7 +100,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=900)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from scale import make_table  # the benchmark table, made by this checkout's code
+    from scale import CONFIG, make_table  # the benchmark table, made by this checkout's code
 
     print("| date | code | rows | operation | added by the operation (peak RSS) | table in pandas | wall | load |")
     print("|---|---|---|---|---|---|---|---|")
@@ -101,7 +113,7 @@ def main() -> int:
             pd.read_parquet(parquet).to_csv(csv, index=False)
             for op in args.ops:
                 env = {**os.environ, "PYTHONPATH": str(args.code.resolve())}
-                out = subprocess.run([sys.executable, "-c", CHILD, op, str(parquet), str(csv)], env=env, cwd=tmp,
+                out = subprocess.run([sys.executable, "-c", CHILD, op, str(parquet), str(csv), json.dumps(CONFIG["column_kinds"])], env=env, cwd=tmp,
                                      capture_output=True, text=True, timeout=args.timeout)
                 if out.returncode != 0:
                     print(f"| {op} | {rows} | failed: {out.stderr.strip().splitlines()[-1]} |", flush=True)
