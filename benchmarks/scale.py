@@ -284,7 +284,8 @@ def render(runs: list[dict]) -> str:
                   "| date | label | rows | steps by peak RSS |", "|---|---|---|---|"]
         for r in per_step:
             top = sorted(r["step_peak_rss_bytes"].items(), key=lambda kv: -kv[1])[:5]
-            lines.append(f"| {r['date']} | {r['label']} | {r['rows']:,} | {', '.join(f'{k} {_gb(v)}' for k, v in top)} |")
+            shown = ", ".join(f"{k} {_gb(v)}" for k, v in top)
+            lines.append(f"| {r['date']} | {r['label']} | {r['rows']:,} | {shown} |")
     if runs:
         label = runs[-1]["label"]
         same = [r for r in runs if r["label"] == label]

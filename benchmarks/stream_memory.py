@@ -34,6 +34,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ("read_csv", "read_parquet", "parquet_batches", "row_hashes", "exact_copies", "validate")
 
@@ -108,13 +110,11 @@ def main() -> int:
         for rows in args.rows:
             parquet, csv = Path(tmp) / f"t{rows}.parquet", Path(tmp) / f"t{rows}.csv"
             make_table(rows, 0, parquet)
-            import pandas as pd
-
             pd.read_parquet(parquet).to_csv(csv, index=False)
             for op in args.ops:
                 env = {**os.environ, "PYTHONPATH": str(args.code.resolve())}
-                out = subprocess.run([sys.executable, "-c", CHILD, op, str(parquet), str(csv), json.dumps(CONFIG["column_kinds"])], env=env, cwd=tmp,
-                                     capture_output=True, text=True, timeout=args.timeout)
+                cmd = [sys.executable, "-c", CHILD, op, str(parquet), str(csv), json.dumps(CONFIG["column_kinds"])]
+                out = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=args.timeout)
                 if out.returncode != 0:
                     print(f"| {op} | {rows} | failed: {out.stderr.strip().splitlines()[-1]} |", flush=True)
                     continue
