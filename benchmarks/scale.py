@@ -23,7 +23,10 @@ step events land in a persistent instance and are read back afterwards:
     every 0.2 s; with the multiprocess executor the steps run in processes of their own), as RSS
     (pages shared by forked processes counted in each: an upper bound) and as PSS (shared pages split
     between the processes sharing them: the machine's actual use), and the largest single process
-    (getrusage(RUSAGE_CHILDREN).ru_maxrss);
+    (getrusage(RUSAGE_CHILDREN).ru_maxrss: only processes the run waited for, so not the step
+    processes a forkserver starts);
+  * per-step peak memory (multiprocess runs): the largest RSS sampled of each step's own process
+    (from the same 0.2 s samples, so a spike shorter than that can be missed);
   * CPU seconds (user + system) of every process of the run, summed, and per step where the step had
     a process of its own (multiprocess): on a shared machine wall time is what the others leave to
     the run, CPU time is the run's own cost (sampled every 0.2 s, so the last fraction of a second of
@@ -97,9 +100,10 @@ def _cpu_seconds(proc, seen: dict[int, float]) -> None:
         pass
 
 
-def _tree_memory(proc) -> tuple[int, int]:
-    """(summed RSS, summed PSS) of `proc` and all its descendants. Forked step processes share the
-    forkserver's pages (imported libraries): RSS counts them once per process, PSS splits them."""
+def _tree_memory(proc, peaks: dict[int, int]) -> tuple[int, int]:
+    """(summed RSS, summed PSS) of `proc` and all its descendants; `peaks` keeps each process's
+    largest RSS seen, by pid. Forked step processes share the forkserver's pages (imported
+    libraries): RSS counts them once per process, PSS splits them."""
     import psutil
 
     rss = pss = 0
@@ -108,6 +112,7 @@ def _tree_memory(proc) -> tuple[int, int]:
             try:
                 full = p.memory_full_info()
                 rss, pss = rss + full.rss, pss + getattr(full, "pss", full.rss)
+                peaks[p.pid] = max(peaks.get(p.pid, 0), full.rss)
             except psutil.Error:
                 pass
     except psutil.Error:
@@ -166,13 +171,13 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
                "--out", str(tmp / "releases")]
         if executor:
             cmd += ["--executor", executor]
-        loads, peak, peak_pss, cpu = [], 0, 0, {}
+        loads, peak, peak_pss, cpu, pid_peaks = [], 0, 0, {}, {}
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ps = psutil.Process(proc.pid)
         timed_out = False
         while proc.poll() is None:
-            rss, pss = _tree_memory(ps)
+            rss, pss = _tree_memory(ps, pid_peaks)
             peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             _cpu_seconds(ps, cpu)
             loads.append(os.getloadavg()[0])
@@ -204,14 +209,18 @@ def run_once(rows: int, *, seed: int, timeout: float, executor: str | None, labe
             "run_id": run_id, "steps": steps, "step_status": status,
             "cpu_seconds": round(sum(cpu.values()), 1),
             "step_cpu_seconds": {k: round(cpu[p], 1) for k, p in pids.items() if p in cpu},
+            "step_peak_rss_bytes": {k: pid_peaks[p] for k, p in pids.items() if p in pid_peaks},
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float, list[int]]], None]:
-    """Per step (wall and, where measured, CPU), 'whole run' and 'peak RSS' / 'peak PSS': (exponent,
-    projected value at PROJECT_ROWS, the sizes fitted). Only steps that succeeded are fitted."""
+def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float, list[int]]], dict[str, float]]:
+    """Per step (wall and, where measured, CPU and its process's peak RSS), 'whole run' and 'peak RSS' /
+    'peak PSS': (exponent, projected value at PROJECT_ROWS, the sizes fitted). Only steps that
+    succeeded are fitted. Memory is also fitted as fixed + per-row (least squares), projected to
+    PROJECT_ROWS in the second dict: a process's imports are a large fixed part that a power law
+    fitted on small sizes reads as slow growth, while the tables it holds grow linearly."""
     by_size = {r["rows"]: r for r in runs}  # the newest run of each size
     sizes = sorted(by_size)
     series: dict[str, list[tuple[int, float]]] = {}
@@ -223,6 +232,9 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float, list[int]]], No
         for step, s in r.get("step_cpu_seconds", {}).items():
             if r.get("step_status", {}).get(step) == "ok":
                 series.setdefault(f"{step} (CPU)", []).append((n, max(s, 0.01)))
+        for step, b in r.get("step_peak_rss_bytes", {}).items():
+            if r.get("step_status", {}).get(step) == "ok":
+                series.setdefault(f"peak RSS: {step}", []).append((n, b))
         if r["exit_code"] in (0, 3) and not r["timed_out"]:
             series.setdefault("whole run", []).append((n, r["wall_seconds"]))
             if r.get("cpu_seconds"):
@@ -230,7 +242,7 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float, list[int]]], No
             series.setdefault("peak RSS", []).append((n, r["peak_rss_tree_bytes"]))
             if r.get("peak_pss_tree_bytes"):
                 series.setdefault("peak PSS", []).append((n, r["peak_pss_tree_bytes"]))
-    out = {}
+    out, linear = {}, {}
     for step, points in series.items():
         if len(points) < 2:
             continue
@@ -238,7 +250,10 @@ def fit(runs: list[dict]) -> tuple[dict[str, tuple[float, float, list[int]]], No
         slope = float(np.polyfit(x, y, 1)[0])
         n_max, v_max = points[-1]
         out[step] = (slope, v_max * (PROJECT_ROWS / n_max) ** slope, [p[0] for p in points])
-    return out, None
+        if step.startswith("peak"):
+            per_row, fixed = np.polyfit([p[0] for p in points], [p[1] for p in points], 1)
+            linear[step] = float(fixed + per_row * PROJECT_ROWS)
+    return out, linear
 
 
 def _gb(b: float) -> str:
@@ -263,10 +278,18 @@ def render(runs: list[dict]) -> str:
                      f"{_gb(r['peak_rss_tree_bytes'])}"
                      f"{' (' + _gb(r['peak_pss_tree_bytes']) + ')' if r.get('peak_pss_tree_bytes') else ''} | "
                      f"{_gb(r['largest_process_rss_bytes'])} | {r['load_mean']} / {r['load_max']} | {slow} |")
+    per_step = [r for r in runs if r.get("step_peak_rss_bytes")]
+    if per_step:
+        lines += ["", "Peak RSS of each step's own process (multiprocess runs; the five largest):", "",
+                  "| date | label | rows | steps by peak RSS |", "|---|---|---|---|"]
+        for r in per_step:
+            top = sorted(r["step_peak_rss_bytes"].items(), key=lambda kv: -kv[1])[:5]
+            shown = ", ".join(f"{k} {_gb(v)}" for k, v in top)
+            lines.append(f"| {r['date']} | {r['label']} | {r['rows']:,} | {shown} |")
     if runs:
         label = runs[-1]["label"]
         same = [r for r in runs if r["label"] == label]
-        fits, _ = fit(same)
+        fits, linear = fit(same)
         sizes = sorted({r["rows"] for r in same})
         lines += ["", f"Growth exponents (label `{label}`, sizes {', '.join(f'{n:,}' for n in sizes)}; time ∝ rows^b, "
                       f"least squares on log–log) and the projection to {PROJECT_ROWS:,} rows:", ""]
@@ -275,7 +298,8 @@ def render(runs: list[dict]) -> str:
         else:
             lines += ["| step | sizes fitted | b | projected at 10M rows |", "|---|---|---|---|"]
             for step, (b, v, sizes_used) in sorted(fits.items(), key=lambda kv: (kv[0].startswith("peak"), -kv[1][1])):
-                shown = _gb(v) if step.startswith("peak") else _duration(v)
+                shown = (f"{_gb(v)}; fixed + per-row: {_gb(linear[step])}" if step.startswith("peak")
+                         else _duration(v))
                 lines.append(f"| {step} | {', '.join(f'{n // 1000}k' for n in sizes_used)} | {b:.2f} | {shown} |")
     return "\n".join(lines + ["", END])
 

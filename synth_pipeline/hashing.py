@@ -9,12 +9,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synth_pipeline.batches import file_blocks, row_batches
+
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for block in file_blocks(path):
+        h.update(block)
     return h.hexdigest()
 
 
@@ -34,7 +35,18 @@ def row_hashes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One 64-bit hash per row over `columns`, equal exactly when the rows are equal on every column:
     missing equals missing, numbers compared to 12 significant digits (so float noise from decoding
     does not hide a copy, and -0.0 equals 0.0). The one way rows are matched between tables; the
-    hashes stay in memory (they are a membership oracle for the table they came from)."""
+    hashes stay in memory (they are a membership oracle for the table they came from). Computed a
+    batch of rows at a time (batches.row_batches): each row's hash depends on that row alone, and
+    the values formatted as text never exist for the whole table at once."""
+    out = np.empty(len(df), dtype=np.uint64)
+    start = 0
+    for batch in row_batches(df):
+        out[start:start + len(batch)] = _batch_hashes(batch, columns)
+        start += len(batch)
+    return out
+
+
+def _batch_hashes(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     parts = {}
     for c in columns:
         s = df[c]

@@ -2,6 +2,7 @@
 
 Every failure becomes a one-line BadInput naming the file, so the CLI can exit 2 with it."""
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -10,11 +11,13 @@ import numpy as np
 import pandas as pd
 from scipy.io import arff
 
+from synth_pipeline.batches import file_blocks
 from synth_pipeline.errors import BadInput
 
 SUPPORTED = (".csv", ".parquet", ".arff")
 _SNIFF_BYTES = 64 * 1024
 _DELIMITERS = ",;\t|"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -35,7 +38,7 @@ def read_table(path: Path) -> pd.DataFrame:
 def decode_text(path: Path, data: bytes) -> str:
     """utf-8 (BOM tolerated) first, latin-1 as the fallback older exports need; UTF-16 only with its
     byte-order mark (Excel's "Unicode text"); otherwise NUL bytes mean binary."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if data[:2] in _UTF16_BOMS:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
@@ -56,15 +59,51 @@ def sniff_delimiter(sample: str) -> str:
         return ","
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+def text_encoding(path: Path) -> tuple[str, bool]:
+    """The encoding decode_text chooses for the whole file, and whether its text holds more than
+    whitespace, by streaming passes over its blocks (batches.file_blocks; a second one only for a
+    latin-1 file), so neither the file's bytes nor its text are held whole."""
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if head[:2] in _UTF16_BOMS:
+        try:
+            return "utf-16", _has_text(path, "utf-16")
+        except UnicodeDecodeError:
+            raise BadInput(f"{path}: not valid UTF-16 text despite its byte-order mark") from None
+    if b"\x00" in head:
+        raise BadInput(f"{path}: not a text file (binary content, or UTF-16 without a byte-order mark)")
     try:
-        text = decode_text(path, path.read_bytes())
+        return "utf-8-sig", _has_text(path, "utf-8-sig")
+    except UnicodeDecodeError:
+        return "latin-1", _has_text(path, "latin-1")
+
+
+def _has_text(path: Path, encoding: str) -> bool:
+    """Whether the file, decoded block by block, holds a non-whitespace character; raises
+    UnicodeDecodeError where it is not valid in `encoding`."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    found = False
+    for block in file_blocks(path):
+        found = bool(decoder.decode(block).strip()) or found
+    return bool(decoder.decode(b"", final=True).strip()) or found
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """pandas parses the file as a text stream in the encoding text_encoding found: the same text,
+    delimiter and parser as decoding the whole file first, without its bytes and its decoded text
+    in memory beside the table (at 1M rows they were twice the table again; benchmarks/SCALE.md)."""
+    try:
+        encoding, has_text = text_encoding(path)
+        if not has_text:
+            raise BadInput(f"{path}: table is empty (no data rows)")
+        with open(path, encoding=encoding, newline="") as f:
+            sep = sniff_delimiter(f.read(_SNIFF_BYTES))
+            f.seek(0)
+            return pd.read_csv(f, sep=sep)
+    except BadInput:
+        raise
     except OSError as e:
         raise BadInput(f"{path}: cannot read file ({e.strerror})") from None
-    if not text.strip():
-        raise BadInput(f"{path}: table is empty (no data rows)")
-    try:
-        return pd.read_csv(io.StringIO(text), sep=sniff_delimiter(text[:_SNIFF_BYTES]))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
         raise BadInput(f"{path}: cannot parse CSV ({_first_line(e)})") from None
 
@@ -147,9 +186,8 @@ def table_rows(path: Path) -> int | None:
             return int(pq.read_metadata(path).num_rows)
         if suffix == ".csv":
             lines, last = 0, b"\n"
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    lines, last = lines + block.count(b"\n"), block[-1:]
+            for block in file_blocks(path):
+                lines, last = lines + block.count(b"\n"), block[-1:]
             return max(0, lines + (last != b"\n") - 1)
     except Exception:  # noqa: BLE001 - only a size hint: the run itself reports an unreadable file
         return None
