@@ -85,14 +85,14 @@ class CohortChange:
     def passed(self) -> bool:
         return not self.bent
 
-    def sentence(self, rows_before: int) -> str:
+    def sentence(self, rows_before: int, flagged: str = "copied rare training rows") -> str:
         if self.passed:
             return (f"the copy filter changed {self.changed_rows} of {rows_before} rows without bending the cohort "
                     f"(every column within the sampling noise of a release this size, {1 - self.alpha:.0%} bound).")
         worst = ", ".join(f"{c.column} ({c.statistic.upper()} {c.value:.3f} > {c.bound:.3f})"
                           for c in self.columns if c.bent)
         return (f"the copy filter bent the cohort: replacing or removing {self.changed_rows} of {rows_before} rows "
-                f"that copied rare training rows moved {worst} beyond the sampling noise of a release this size "
+                f"that {flagged} moved {worst} beyond the sampling noise of a release this size "
                 f"({1 - self.alpha:.0%} bound, {self.trials} seeded bootstrap samples): too much of the cohort sits "
                 f"in combinations fewer than k patients share; coarsen or pool those columns.")
 
@@ -132,7 +132,8 @@ class CopyFilterResult:
             return (f"the copy filter removed all {self.rows_before} candidate rows: each copied a training row "
                     f"shared by fewer than {self.k} patients{near} and {self.rounds} redraw rounds found no other; "
                     f"the generator reproduces training rows.")
-        return self.change.sentence(self.rows_before)
+        return self.change.sentence(self.rows_before, "copied rare training rows" + (
+            f" or lay closer to one than {self.near_copy_distance:.3g}" if self.near_copy_quantile > 0 else ""))
 
     def to_dict(self) -> dict:
         d = asdict(self)
