@@ -63,11 +63,11 @@ def judge(synth, train, holdout, schema, seed: int, gates: tuple[str, ...]) -> d
     return out
 
 
-def run_split(table: str, lt, seed: int, generators, quantiles, gates) -> list[dict]:
+def run_split(table: str, lt, seed: int, generators, quantiles: dict[str, list[float]], gates) -> list[dict]:
     real = preprocess.model_table(lt.raw, lt.schema)
     s = preprocess.split(real, lt.schema, holdout_fraction=0.3, seed=seed)
     train, holdout, schema = s.train, s.holdout, lt.schema
-    floors = {q: distance_floor(train, schema, q) for q in quantiles}
+    floors = {q: distance_floor(train, schema, q) for q in sorted({q for qs in quantiles.values() for q in qs})}
     rows = []
     for g in generators:
         base = {"table": table, "seed": seed, "generator": g}
@@ -82,7 +82,7 @@ def run_split(table: str, lt, seed: int, generators, quantiles, gates) -> list[d
         except Exception as e:  # noqa: BLE001 - one failure must not stop the benchmark
             rows.append({**base, "error": f"{type(e).__name__}: {e}"})
             continue
-        for q in quantiles:
+        for q in quantiles[g]:
             t = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -123,11 +123,12 @@ def table_md(rows, tables, generators, quantiles) -> list[str]:
                 for key, nd in (("dcr_share", 3), ("memorisation", 3), ("tstr_ratio", 3), ("shapes", 3), ("trends", 3)):
                     m, sd, _ = _mean(rs, key)
                     cells.append("—" if m is None else f"{m:.{nd}f} ± {sd:.{nd}f}")
-                passes = {k: sum(r["gates"].get(k, False) for r in rs) for k in ("dcr_gate", "tstr_gate", "fidelity_gate")}
+                passes = {k: (f"{sum(r['gates'][k] for r in rs)}/{n}" if all(k in r["gates"] for r in rs) else "—")
+                          for k in ("dcr_gate", "tstr_gate", "fidelity_gate")}
                 L.append(f"| {t} | {g} | {q:g} | {tau:.3f} | {near:.0f} ({share:.3f}) | "
                          f"{_mean(rs, 'redrawn')[0]:.0f} / {_mean(rs, 'removed')[0]:.1f} | "
                          f"{sum(r['cohort_ok'] for r in rs)}/{n} | " + " | ".join(cells) + " | "
-                         + " / ".join(f"{v}/{n}" for v in passes.values()) + " |")
+                         + " / ".join(passes.values()) + " |")
     return L
 
 
@@ -186,13 +187,19 @@ def main() -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--generators", nargs="+", default=list(GENERATORS))
     p.add_argument("--quantiles", nargs="+", type=float, default=list(QUANTILES))
+    p.add_argument("--rival-quantiles", nargs="+", type=float, default=None,
+                   help="the quantiles for the generators other than diffusion (default: --quantiles)")
+    p.add_argument("--no-fidelity", action="store_true", help="skip fidelity_gate (column shapes / pair trends)")
     p.add_argument("--linkability", action="store_true", help="also run linkability_gate (anonymeter, slow)")
     p.add_argument("--raw", default=None, help="write the rows as JSON here after every (table, seed)")
     p.add_argument("--from-raw", nargs="+", default=None, help="do not run: render from these JSON files")
     p.add_argument("--md", default=None, help="write the tables (Markdown) here")
     p.add_argument("--png", default=None, help="write the trade-off plot here")
     a = p.parse_args()
-    gates = ("dcr_gate", "tstr_gate", "fidelity_gate") + (("linkability_gate",) if a.linkability else ())
+    gates = (("dcr_gate", "tstr_gate") + (() if a.no_fidelity else ("fidelity_gate",))
+             + (("linkability_gate",) if a.linkability else ()))
+    per_gen = {g: a.quantiles if g == "diffusion" or a.rival_quantiles is None else a.rival_quantiles
+               for g in a.generators}
     rows: list[dict] = []
     if a.from_raw:
         for f in a.from_raw:
@@ -201,16 +208,17 @@ def main() -> int:
         print(f"pid {os.getpid()}, torch threads: set OMP_NUM_THREADS=1 outside", flush=True)
         for seed in a.seeds:
             for t in a.tables:
-                rows += run_split(t, load_table(t), seed, a.generators, a.quantiles, gates)
+                rows += run_split(t, load_table(t), seed, a.generators, per_gen, gates)
                 if a.raw:
                     Path(a.raw).write_text(json.dumps(rows, indent=1, default=str))
     tables = [t for t in a.tables if any(r["table"] == t for r in rows)]
-    md = table_md(rows, tables, a.generators, a.quantiles) + [""] + summary_md(rows, tables, a.quantiles)
+    qs = sorted({r["q"] for r in rows if r.get("q") is not None})
+    md = table_md(rows, tables, a.generators, qs) + [""] + summary_md(rows, tables, qs)
     print("\n".join(md))
     if a.md:
         Path(a.md).write_text("\n".join(md) + "\n")
     if a.png:
-        plot(Path(a.png), rows, tables, a.generators, a.quantiles)
+        plot(Path(a.png), rows, tables, a.generators, qs)
     return 0
 
 
