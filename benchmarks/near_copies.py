@@ -132,9 +132,9 @@ def table_md(rows, tables, generators, quantiles) -> list[str]:
     return L
 
 
-def summary_md(rows, tables, quantiles, rival: str = "tvae") -> list[str]:
-    """Per q: diffusion's mean DCR share per table against the rival's unfiltered (q = 0) share, and
-    diffusion's TSTR/TRTR mean over the tables."""
+def summary_md(rows, tables, quantiles, rival: str = "tvae", given: dict[str, float] | None = None) -> list[str]:
+    """Per q: diffusion's mean DCR share per table against the rival's unfiltered (q = 0) share (from
+    the rows, else `given`), and diffusion's TSTR/TRTR mean over the tables."""
     L = ["| q | " + " | ".join(f"{t} DCR share (diffusion vs {rival} q=0)" for t in tables)
          + " | mean TSTR/TRTR (diffusion) | both targets |", "|---" * (len(tables) + 3) + "|"]
     for q in quantiles:
@@ -142,6 +142,7 @@ def summary_md(rows, tables, quantiles, rival: str = "tvae") -> list[str]:
         for t in tables:
             d = _mean([r for r in rows if r["table"] == t and r["generator"] == "diffusion" and r.get("q") == q and not r["error"]], "dcr_share")[0]
             v = _mean([r for r in rows if r["table"] == t and r["generator"] == rival and r.get("q") == 0.0 and not r["error"]], "dcr_share")[0]
+            v = (given or {}).get(t) if v is None else v
             r_ = _mean([r for r in rows if r["table"] == t and r["generator"] == "diffusion" and r.get("q") == q and not r["error"]], "tstr_ratio")[0]
             if d is None or v is None or r_ is None:
                 cells.append("—"); ok = False; continue
@@ -154,7 +155,7 @@ def summary_md(rows, tables, quantiles, rival: str = "tvae") -> list[str]:
     return L
 
 
-def plot(path: Path, rows, tables, generators, quantiles):
+def plot(path: Path, rows, tables, generators, quantiles, given: dict[str, float] | None = None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -173,6 +174,8 @@ def plot(path: Path, rows, tables, generators, quantiles):
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=f"C{i}", label=g, ms=4)
             for x, y, q in pts:
                 ax.annotate(f"{q:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points", color=f"C{i}")
+        if (given or {}).get(t) is not None:
+            ax.axvline(given[t], ls="--", c="grey", label="tvae (q = 0, issue 4 run)")
         ax.set_title(t); ax.set_xlabel("DCR share (lower = further from train)"); ax.set_ylabel("TSTR / TRTR AUROC")
         ax.legend(fontsize=8)
     fig.suptitle("Near-copy filter: each point one near_copy_quantile q (mean over seeds)")
@@ -189,6 +192,8 @@ def main() -> int:
     p.add_argument("--quantiles", nargs="+", type=float, default=list(QUANTILES))
     p.add_argument("--rival-quantiles", nargs="+", type=float, default=None,
                    help="the quantiles for the generators other than diffusion (default: --quantiles)")
+    p.add_argument("--rival-dcr", nargs="+", default=[], metavar="TABLE=SHARE",
+                   help="TVAE's unfiltered mean DCR share per table when TVAE is not run here")
     p.add_argument("--no-fidelity", action="store_true", help="skip fidelity_gate (column shapes / pair trends)")
     p.add_argument("--linkability", action="store_true", help="also run linkability_gate (anonymeter, slow)")
     p.add_argument("--raw", default=None, help="write the rows as JSON here after every (table, seed)")
@@ -213,12 +218,13 @@ def main() -> int:
                     Path(a.raw).write_text(json.dumps(rows, indent=1, default=str))
     tables = [t for t in a.tables if any(r["table"] == t for r in rows)]
     qs = sorted({r["q"] for r in rows if r.get("q") is not None})
-    md = table_md(rows, tables, a.generators, qs) + [""] + summary_md(rows, tables, qs)
+    given = {k: float(v) for k, v in (x.split("=") for x in a.rival_dcr)}
+    md = table_md(rows, tables, a.generators, qs) + [""] + summary_md(rows, tables, qs, given=given)
     print("\n".join(md))
     if a.md:
         Path(a.md).write_text("\n".join(md) + "\n")
     if a.png:
-        plot(Path(a.png), rows, tables, a.generators, qs)
+        plot(Path(a.png), rows, tables, a.generators, qs, given)
     return 0
 
 
