@@ -136,9 +136,12 @@ def summary_md(rows, tables, quantiles, rival: str = "tvae", given: dict[str, fl
     """Per q: diffusion's mean DCR share per table against the rival's unfiltered (q = 0) share (from
     the rows, else `given`), and diffusion's TSTR/TRTR mean over the tables."""
     L = ["| q | " + " | ".join(f"{t} DCR share (diffusion vs {rival} q=0)" for t in tables)
-         + " | mean TSTR/TRTR (diffusion) | both targets |", "|---" * (len(tables) + 3) + "|"]
+         + " | mean TSTR/TRTR (diffusion) | cohort check passed (all tables, seeds) | targets met, releasable |",
+         "|---" * (len(tables) + 4) + "|"]
     for q in quantiles:
         cells, ok, ratios = [], True, []
+        runs = [r for r in rows if r["generator"] == "diffusion" and r.get("q") == q and not r["error"]]
+        cohort = sum(bool(r["cohort_ok"]) for r in runs)
         for t in tables:
             d = _mean([r for r in rows if r["table"] == t and r["generator"] == "diffusion" and r.get("q") == q and not r["error"]], "dcr_share")[0]
             v = _mean([r for r in rows if r["table"] == t and r["generator"] == rival and r.get("q") == 0.0 and not r["error"]], "dcr_share")[0]
@@ -151,7 +154,8 @@ def summary_md(rows, tables, quantiles, rival: str = "tvae", given: dict[str, fl
             cells.append(f"{d:.3f} vs {v:.3f} {'≤' if d <= v else '>'}")
         avg = float(np.mean(ratios)) if ratios else float("nan")
         ok &= avg >= 0.97
-        L.append(f"| {q:g} | " + " | ".join(cells) + f" | {avg:.3f} | {'yes' if ok else 'no'} |")
+        L.append(f"| {q:g} | " + " | ".join(cells) + f" | {avg:.3f} | {cohort}/{len(runs)} | "
+                 f"{'yes' if ok and cohort == len(runs) else ('targets only' if ok else 'no')} |")
     return L
 
 
