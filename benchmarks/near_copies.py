@@ -172,17 +172,19 @@ def plot(path: Path, rows, tables, generators, quantiles, given: dict[str, float
                 rs = [r for r in rows if r["table"] == t and r["generator"] == g and r.get("q") == q and not r["error"]]
                 x, y = _mean(rs, "dcr_share")[0], _mean(rs, "tstr_ratio")[0]
                 if x is not None and y is not None:
-                    pts.append((x, y, q))
+                    pts.append((x, y, q, all(r["cohort_ok"] for r in rs)))
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=f"C{i}", label=g, ms=4)
-            for x, y, q in pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color=f"C{i}", label=g)
+            for x, y, q, ok in pts:
+                ax.scatter(x, y, marker="o" if ok else "x", s=30, color=f"C{i}")
                 ax.annotate(f"{q:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points", color=f"C{i}")
         if (given or {}).get(t) is not None:
             ax.axvline(given[t], ls="--", c="grey", label="tvae (q = 0, issue 4 run)")
         ax.set_title(t); ax.set_xlabel("DCR share (lower = further from train)"); ax.set_ylabel("TSTR / TRTR AUROC")
         ax.legend(fontsize=8)
-    fig.suptitle("Near-copy filter: each point one near_copy_quantile q (mean over seeds)")
+    fig.suptitle("Near-copy filter: each point one near_copy_quantile q, mean over seeds "
+                 "(x: the cohort check refused at least one seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
