@@ -13,8 +13,9 @@ default thresholds): dcr_gate (DCR share, memorisation), tstr_gate (TSTR/TRTR), 
 (column shapes / pair trends against the real holdout's), and with --linkability linkability_gate.
 Recorded per row: τ, rows flagged as near copies, redrawn, removed, the cohort check's verdict.
 
-Writes benchmarks/NEAR_COPIES.md-style tables and the trade-off plot (--png): DCR share against
-TSTR/TRTR per table, one curve per generator, a point per q. The rows go to --raw after every
+Prints the per-q table and the target check (--md writes them) and draws the trade-off plot (--png):
+DCR share against TSTR/TRTR per table, one curve per generator, a point per q (x where the cohort check
+refused a seed). --rival-dcr gives TVAE's unfiltered DCR share per table when TVAE is not run here. The rows go to --raw after every
 (table, seed); --from-raw renders from several files (runs split over processes).
 """
 
