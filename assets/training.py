@@ -13,6 +13,7 @@ from synth_pipeline.copies import filter_rare_copies, generator_redraw
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import load_generator, make_generator
 from synth_pipeline.hashing import frame_sha256
+from synth_pipeline.near_copies import distance_floor
 from synth_pipeline.schema import Schema
 
 GROUP = "tabular"
@@ -51,8 +52,9 @@ def synthetic_candidate(
     release_store: ReleaseStore, device: ComputeDevice,
 ) -> pd.DataFrame:
     """n synthetic rows (default: as many as train), of one class when `conditions` names it, with
-    every copy of a training combination fewer than k training rows share redrawn or removed
-    (synth_pipeline.copies); a filter that bent the cohort refuses. Not released until every gate passes."""
+    every copy of a training combination fewer than k training rows share, and with
+    `near_copy_quantile` every row closer to a training row than that floor, redrawn or removed
+    (synth_pipeline.copies, synth_pipeline.near_copies); a filter that bent the cohort refuses. Not released until every gate passes."""
     cfg = settings.run_config()
     schema = Schema.from_dict(train_split.attrs["schema"])
     gen = load_generator(fitted_generator, device=device.resolve())
@@ -65,7 +67,8 @@ def synthetic_candidate(
         candidate = gen.sample(n, seed=cfg.seed, conditions=conditions)
         sampled = time.perf_counter() - start
         candidate, copies = filter_rare_copies(candidate, train=train_split, schema=schema, k=cfg.small_cell_k,
-                                               redraw=generator_redraw(gen, schema.target), seed=cfg.seed)
+                                               redraw=generator_redraw(gen, schema.target), seed=cfg.seed,
+                                               near=distance_floor(train_split, schema, cfg.near_copy_quantile))
     except GeneratorError as e:
         refuse(context, release_store, schema.dataset, "generator", str(e), config=cfg.to_dict())
     if not copies.passed:
@@ -77,6 +80,6 @@ def synthetic_candidate(
     context.add_output_metadata(
         {"rows": len(candidate), "sha256": frame_sha256(candidate), "sample_seconds": round(sampled, 2),
          "copy_filter": dg.MetadataValue.json(copies.to_dict()), "rare_copies_redrawn": copies.redrawn,
-         "rare_copies_removed": copies.removed}
+         "rare_copies_removed": copies.removed, "near_copies": copies.near_copies}
     )
     return candidate

@@ -7,6 +7,8 @@ of a common one (k or more) points at nobody. So:
   generator draws anew (derived seeds, of the same class, a bounded number of rounds) and removes
   what is still a rare copy after that; the pipeline applies it to every generator's candidate
   before any gate sees it.
+- With a `near_copies.DistanceFloor` (RunConfig.near_copy_quantile > 0) the same loop also redraws
+  every row closer to a training row than the floor τ: a near copy, which hashing cannot see.
 - `cohort_change` checks that the filter did not bend the cohort: each column's distribution after
   the filter is compared with before (KS distance for numbers, missing as its own highest value;
   total variation for categories), against the release's own sampling noise: seeded bootstrap
@@ -21,12 +23,16 @@ Rows are matched with hashing.row_hashes, the one row-matching rule.
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from synth_pipeline.hashing import row_hashes
 from synth_pipeline.schema import Schema, conform
+
+if TYPE_CHECKING:  # near_copies imports metrics.privacy, which imports this module
+    from synth_pipeline.near_copies import DistanceFloor
 
 REDRAW_ROUNDS = 3
 CHANGE_TRIALS = 1000
@@ -79,14 +85,14 @@ class CohortChange:
     def passed(self) -> bool:
         return not self.bent
 
-    def sentence(self, rows_before: int) -> str:
+    def sentence(self, rows_before: int, flagged: str = "copied rare training rows") -> str:
         if self.passed:
             return (f"the copy filter changed {self.changed_rows} of {rows_before} rows without bending the cohort "
                     f"(every column within the sampling noise of a release this size, {1 - self.alpha:.0%} bound).")
         worst = ", ".join(f"{c.column} ({c.statistic.upper()} {c.value:.3f} > {c.bound:.3f})"
                           for c in self.columns if c.bent)
         return (f"the copy filter bent the cohort: replacing or removing {self.changed_rows} of {rows_before} rows "
-                f"that copied rare training rows moved {worst} beyond the sampling noise of a release this size "
+                f"that {flagged} moved {worst} beyond the sampling noise of a release this size "
                 f"({1 - self.alpha:.0%} bound, {self.trials} seeded bootstrap samples): too much of the cohort sits "
                 f"in combinations fewer than k patients share; coarsen or pool those columns.")
 
@@ -96,8 +102,10 @@ class CohortChange:
 
 @dataclass(frozen=True)
 class CopyFilterResult:
-    """What `filter_rare_copies` did: rare copies found in the generator's candidate, how many were
-    replaced by redrawn rows and how many removed, and the cohort check."""
+    """What `filter_rare_copies` did: rare copies and near copies (closer to a training row than
+    `near_copy_distance`, the `near_copy_quantile` of train's leave-one-out nearest-neighbour
+    distances; 0 and 0.0 when no floor was set) found in the generator's candidate, how many of the
+    flagged rows (either kind) were replaced by redrawn rows and how many removed, and the cohort check."""
 
     k: int
     rows_before: int
@@ -108,6 +116,9 @@ class CopyFilterResult:
     rounds: int
     redraw_seeds: tuple[int, ...]
     change: CohortChange
+    near_copies: int = 0
+    near_copy_quantile: float = 0.0
+    near_copy_distance: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -115,10 +126,14 @@ class CopyFilterResult:
 
     def reason(self) -> str:
         if self.rows_after == 0:
+            near = (f" or lay closer to a training row than {self.near_copy_distance:.3g} (the "
+                    f"{self.near_copy_quantile:g} quantile of the training rows' distances to each other)"
+                    if self.near_copy_quantile > 0 else "")
             return (f"the copy filter removed all {self.rows_before} candidate rows: each copied a training row "
-                    f"shared by fewer than {self.k} patients and {self.rounds} redraw rounds found no other; "
+                    f"shared by fewer than {self.k} patients{near} and {self.rounds} redraw rounds found no other; "
                     f"the generator reproduces training rows.")
-        return self.change.sentence(self.rows_before)
+        return self.change.sentence(self.rows_before, "copied rare training rows" + (
+            f" or lay closer to one than {self.near_copy_distance:.3g}" if self.near_copy_quantile > 0 else ""))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -134,15 +149,25 @@ def redraw_seed(seed: int, round_: int) -> int:
 
 def filter_rare_copies(
     candidate: pd.DataFrame, *, train: pd.DataFrame, schema: Schema, k: int, redraw: Redraw, seed: int,
-    rounds: int = REDRAW_ROUNDS,
+    rounds: int = REDRAW_ROUNDS, near: "DistanceFloor | None" = None,
 ) -> tuple[pd.DataFrame, CopyFilterResult]:
-    """The candidate with no copy of a rare training combination, and what it took. Each round asks
-    `redraw` for one new row per remaining rare copy (its class when the target is categorical) and
-    keeps those that are not rare copies themselves; after `rounds` rounds the rest are removed."""
+    """The candidate with no copy of a rare training combination (and, with `near`, no row closer to
+    a training row than its floor), and what it took. Each round asks `redraw` for one new row per
+    remaining flagged row (its class when the target is categorical) and keeps those that are not
+    flagged themselves; after `rounds` rounds the rest are removed."""
     columns = list(schema.names)
+
+    def rare(rows: pd.DataFrame) -> np.ndarray:
+        return rare_copy_mask(rows, train=train, columns=columns, k=k)
+
+    def flag(rows: pd.DataFrame) -> np.ndarray:
+        return rare(rows) | near.mask(rows) if near is not None else rare(rows)
+
     before = conform(candidate, schema)
     out = before.copy()
-    flagged = np.flatnonzero(rare_copy_mask(out, train=train, columns=columns, k=k))
+    is_rare = rare(out)
+    is_near = near.mask(out) if near is not None else np.zeros(len(out), dtype=bool)
+    flagged = np.flatnonzero(is_rare | is_near)
     found = len(flagged)
     labelled = schema.target is not None and schema.column(schema.target).kind == "categorical"
     redrawn, seeds = 0, []
@@ -153,7 +178,7 @@ def filter_rare_copies(
         seeds.append(s)
         labels = out[schema.target].to_numpy(dtype=object)[flagged] if labelled else None
         fresh = conform(redraw(len(flagged), s, labels), schema)
-        ok = ~rare_copy_mask(fresh, train=train, columns=columns, k=k)
+        ok = ~flag(fresh)
         out.iloc[flagged[ok]] = fresh.iloc[np.flatnonzero(ok)].to_numpy(dtype=object)
         out = conform(out, schema)
         redrawn += int(ok.sum())
@@ -162,9 +187,11 @@ def filter_rare_copies(
     keep[flagged] = False
     after = out[keep].reset_index(drop=True)
     change = cohort_change(before, after, schema=schema, changed=found, added=redrawn, seed=seed)
-    result = CopyFilterResult(k=k, rows_before=len(before), rows_after=len(after), rare_copies=found,
+    result = CopyFilterResult(k=k, rows_before=len(before), rows_after=len(after), rare_copies=int(is_rare.sum()),
                               redrawn=redrawn, removed=len(flagged), rounds=rounds, redraw_seeds=tuple(seeds),
-                              change=change)
+                              change=change, near_copies=int(is_near.sum()),
+                              near_copy_quantile=near.quantile if near is not None else 0.0,
+                              near_copy_distance=near.threshold if near is not None else 0.0)
     return after, result
 
 

@@ -40,6 +40,8 @@ CLI = [sys.executable, "-m", "synth_pipeline.cli"]
     ('{"generatr": "ctgan"}', "generatr"),
     ('{"on_rare_categories": "keep"}', "on_rare_categories"),
     ('{"small_cell_k": 1}', "small_cell_k"),
+    ('{"near_copy_quantile": 0.6}', "near_copy_quantile"),  # redraws most of a faithful sample
+    ('{"near_copy_quantile": -0.01}', "near_copy_quantile"),
 ])
 def test_a_bad_value_is_one_line_naming_the_field(body, field):
     with pytest.raises(BadInput) as e:
