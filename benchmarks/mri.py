@@ -29,9 +29,11 @@ one row of slices per model at 10 fixed positions (unconditional models: their f
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import random
 import sys
 import textwrap
 import time
@@ -126,7 +128,7 @@ def run(args) -> list[dict]:
         _write(rows, args)
     overrides = dict(_param_arg(x) for x in args.params)
 
-    def score(label: str, gen, fit_s: float, params: dict) -> None:
+    def score(label: str, gen, fit_s: float, params: dict, in_montage: bool = True, **extra) -> None:
         t0 = time.perf_counter()
         images = gen.sample(positions, seed=cfg.seed + 1)
         sample_s = time.perf_counter() - t0
@@ -135,13 +137,17 @@ def run(args) -> list[dict]:
                                    regressor=regressor)
         rows.append(_row(label, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
                          conditional=bool(gen.conditional), params=params,
-                         losses=_loss_summary(getattr(gen, "history", []))))
-        montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
+                         losses=_loss_summary(getattr(gen, "history", [])), seed=cfg.seed, **extra))
+        if in_montage:
+            montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
         _write(rows, args)
         _montage(montage, Path(args.montage))
         if args.raw:
             np.savez(Path(args.raw).with_suffix(".npz"), **montage)
 
+    if args.cpu_marks:
+        _cpu_marks(args, overrides, train, score)
+        return rows
     for name in args.models:
         params = overrides.get(name, {})
         label = _label(name, params)
@@ -187,6 +193,59 @@ def _curve(args, params: dict, train: SliceSet, score) -> None:
             gen.fit(train, seed=args.seed)
             fit_s += time.perf_counter() - t0
             score(label, gen, fit_s, {k: v for k, v in stage.items() if k != "checkpoint_dir"})
+
+
+UNBOUNDED = {"diffusion": {"epochs": 10**6, "patience": None}}  # every other model: GAN steps
+GAN_UNBOUNDED = {"steps": 10**8}
+
+
+@contextlib.contextmanager
+def _rng_kept():
+    """Python's, numpy's and torch's global RNG states restored after the block."""
+    import torch
+
+    py, npst = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(py)
+    np.random.set_state(npst)
+
+
+def _cpu_marks(args, overrides: dict, train: SliceSet, score) -> None:
+    """Every model of --models trained once with no step or epoch limit, scored whenever its training
+    CPU time (this process's CPU seconds since fit() began, scoring's own excluded) passes a mark of
+    --cpu-marks, stopped at the last. Scoring runs inside the training loop's `on_step` on the current
+    weights (the diffusion model's EMA weights, the GANs' generator), with the global RNGs restored
+    after it and the modules back in train mode, so the marks do not change the training."""
+    marks = sorted(args.cpu_marks)
+    for name in args.models:
+        params = {**UNBOUNDED.get(name, GAN_UNBOUNDED), **overrides.get(name, {})}
+        shown = {k: v for k, v in params.items() if k not in ("steps", "epochs", "patience")}
+        print(f"[mri-bench] {name} to {marks[-1]} CPU-s ({args.budget}) ...", file=sys.stderr, flush=True)
+        gen = make_image_generator(name, budget=args.budget, device=args.device, **params)
+        state = {"next": 0, "steps": 0, "scoring_cpu": 0.0, "scoring_wall": 0.0}
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+
+        def on_step() -> bool:
+            state["steps"] += 1
+            used = time.process_time() - cpu0 - state["scoring_cpu"]
+            if used < marks[state["next"]]:
+                return False
+            mark, c0, w0 = marks[state["next"]], time.process_time(), time.perf_counter()
+            print(f"[mri-bench] {name} at {mark} CPU-s ({state['steps']} steps) ...", file=sys.stderr, flush=True)
+            with _rng_kept():
+                score(_label(f"{name} @ {mark} CPU-s", shown), gen, time.perf_counter() - wall0 - state["scoring_wall"],
+                      shown, in_montage=mark == marks[-1], cpu_mark=mark, train_cpu_s=used, steps=state["steps"])
+            for m in gen.modules.values():
+                m.train()
+            state["scoring_cpu"] += time.process_time() - c0
+            state["scoring_wall"] += time.perf_counter() - w0
+            state["next"] += 1
+            return state["next"] == len(marks)
+
+        gen.fit(train, seed=args.seed, on_step=on_step)
+        if state["next"] < len(marks):
+            print(f"[mri-bench] {name}: training ended before {marks[state['next']]} CPU-s", file=sys.stderr)
 
 
 def from_raw(args) -> None:
@@ -273,6 +332,11 @@ def main() -> None:
                    help='per-model parameters over the budget, e.g. diffusion=\'{"epochs": 100}\'')
     p.add_argument("--curve", nargs="*", type=int, default=[], metavar="EPOCHS",
                    help="also score the diffusion model after each of these epoch counts of one continued run")
+    p.add_argument("--cpu-marks", nargs="*", type=float, default=[], metavar="CPU_S",
+                   help="train every model of --models without a step limit and score it at these training "
+                        "CPU seconds (one continued run per model; replaces the budget's length)")
+    p.add_argument("--plot", default=None,
+                   help="with --from-raw: the --cpu-marks curves (FID and conditioning error) to this PNG")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
     p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
     p.add_argument("--raw", default=None)
