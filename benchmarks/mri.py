@@ -236,6 +236,8 @@ def _cpu_marks(args, overrides: dict, train: SliceSet, score) -> None:
             with _rng_kept():
                 score(_label(f"{name} @ {mark} CPU-s", shown), gen, time.perf_counter() - wall0 - state["scoring_wall"],
                       shown, in_montage=mark == marks[-1], cpu_mark=mark, train_cpu_s=used, steps=state["steps"])
+            if args.save:
+                gen.save(Path(args.save) / f"{name}-{mark:g}")
             for m in gen.modules.values():
                 m.train()
             state["scoring_cpu"] += time.process_time() - c0
@@ -335,6 +337,8 @@ def main() -> None:
     p.add_argument("--cpu-marks", nargs="*", type=float, default=[], metavar="CPU_S",
                    help="train every model of --models without a step limit and score it at these training "
                         "CPU seconds (one continued run per model; replaces the budget's length)")
+    p.add_argument("--save", default=None, metavar="DIR",
+                   help="with --cpu-marks: save each model at each mark to DIR/NAME-MARK (for --load)")
     p.add_argument("--plot", default=None,
                    help="with --from-raw: the --cpu-marks curves (FID and conditioning error) to this PNG")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
