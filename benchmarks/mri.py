@@ -49,7 +49,7 @@ from synth_pipeline.imaging import pipeline  # noqa: E402
 from synth_pipeline.imaging.config import MriConfig  # noqa: E402
 from synth_pipeline.imaging.gates import judge_all  # noqa: E402
 from synth_pipeline.imaging.metrics.conditioning import fit_position_regressor  # noqa: E402
-from synth_pipeline.imaging.models.base import make_image_generator  # noqa: E402
+from synth_pipeline.imaging.models.base import load_image_generator, make_image_generator  # noqa: E402
 from synth_pipeline.imaging.slices import SliceSet  # noqa: E402
 from synth_pipeline.metrics.base import MetricResult  # noqa: E402
 
@@ -145,6 +145,12 @@ def run(args) -> list[dict]:
         if args.raw:
             np.savez(Path(args.raw).with_suffix(".npz"), **montage)
 
+    for folder in map(Path, args.load):
+        gen = load_image_generator(folder)
+        params = overrides.get(gen.name, {})
+        gen.params.update(params)  # sampling settings only: the weights are the saved ones
+        print(f"[mri-bench] {folder.name} (loaded) {params} ...", file=sys.stderr, flush=True)
+        score(_label(f"{folder.name} (loaded)", params), gen, None, params)
     if args.cpu_marks:
         _cpu_marks(args, overrides, train, score)
         return rows
@@ -254,7 +260,12 @@ def from_raw(args) -> None:
     """One report from several runs' --raw files (reference rows taken once, from the first)."""
     rows, montage = [], {}
     for raw in args.from_raw:
-        for r in json.loads(Path(raw).read_text()):
+        rows_in = json.loads(Path(raw).read_text())
+        seed = next((r["seed"] for r in rows_in if "seed" in r), args.seed)
+        for r in rows_in:
+            r.setdefault("seed", seed)
+            if seed != args.seed:
+                r["model"] += f" (seed {seed})"
             if not any(x["model"] == r["model"] for x in rows):
                 rows.append(r)
         with np.load(Path(raw).with_suffix(".npz")) as z:
@@ -262,6 +273,90 @@ def from_raw(args) -> None:
     args.raw = None
     _write(rows, args)
     _montage(montage, Path(args.montage))
+    if args.plot:
+        _curve_plot(rows, Path(args.plot))
+
+
+def _base(label: str) -> str:
+    """The model name of a --cpu-marks row label (`name @ mark CPU-s ...`)."""
+    return label.split(" @ ")[0]
+
+
+def _curve_section(rows: list[dict], seed: int) -> str:
+    """Markdown for the --cpu-marks rows: per model (seed `seed`), FID / KID / conditioning error at
+    each mark and the last mark's memorisation and verdict; then, at every mark scored on more than
+    one seed, each model's mean ± sd over the seeds."""
+    curve = [r for r in rows if r.get("cpu_mark") is not None]
+    marks = sorted({r["cpu_mark"] for r in curve})
+    models = list(dict.fromkeys(_base(r["model"]) for r in curve))
+    at = {(_base(r["model"]), r["cpu_mark"], r["seed"]): r for r in curve}
+    head = ["model", *[f"{q} @ {m:g}" for q in ("FID", "KID", "cond. MAE") for m in marks],
+            f"steps @ {marks[-1]:g}", f"memo px @ {marks[-1]:g}", f"sample s @ {marks[-1]:g}", f"publishes @ {marks[-1]:g}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in models:
+        got = [at.get((name, m, seed)) for m in marks]
+        last = got[-1] or {}
+        cells = [_fmt(g.get(k), d) if g else "—" for k, d in (("fid", 3), ("kid", 4), ("conditioning_mae", 3))
+                 for g in got]
+        verdict = "—" if not last else ("yes" if last["publishes"] else "no: " + ", ".join(last["gates_failed"]))
+        lines.append("| " + " | ".join([name, *cells, _fmt(last.get("steps"), 0), _fmt(last.get("memorisation_pixel"), 3),
+                                         _fmt(last.get("sample_s"), 1), verdict]) + " |")
+    text = (f"Training CPU seconds per mark (seed {seed}); one continued run per model, scored at each mark "
+            "on its current weights.\n\n" + "\n".join(lines) + "\n")
+    for m in marks:
+        seeds = sorted({r["seed"] for r in curve if r["cpu_mark"] == m})
+        if len(seeds) < 2:
+            continue
+        head = ["model", "seeds", "FID", "KID", "cond. MAE", "memo px", "publishes"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name in models:
+            got = [at[(name, m, sd)] for sd in seeds if (name, m, sd) in at]
+            if not got:
+                continue
+
+            def ms(key: str, digits: int) -> str:
+                v = np.array([g[key] for g in got], dtype=float)
+                return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+
+            lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), ms("fid", 3), ms("kid", 4),
+                                             ms("conditioning_mae", 3), ms("memorisation_pixel", 3),
+                                             f"{sum(g['publishes'] for g in got)}/{len(got)}"]) + " |")
+        text += (f"\nAt {m:g} training CPU-s over seeds {', '.join(map(str, seeds))} (each seed its own split, "
+                 "initialisation and batches; mean ± sample sd):\n\n" + "\n".join(lines) + "\n")
+    return text
+
+
+def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
+    """FID (log scale) and conditioning error against training CPU seconds, one line per model (seed
+    `seed`), the fresh-subject floor dashed; at the smallest mark scored on several seeds, each
+    model's seeds as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = [r for r in rows if r.get("cpu_mark") is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, name in enumerate(dict.fromkeys(_base(r["model"]) for r in curve)):
+        mine = sorted((r for r in curve if _base(r["model"]) == name), key=lambda r: r["cpu_mark"])
+        line = [r for r in mine if r["seed"] == seed]
+        style = {"color": f"C{i}", "lw": 2.5 if name == "diffusion" else 1.3}
+        for ax, key in zip(axes, ("fid", "conditioning_mae")):
+            ax.plot([r["cpu_mark"] for r in line], [r[key] for r in line], "o-", label=name, **style)
+            others = [r for r in mine if r["seed"] != seed]
+            ax.plot([r["cpu_mark"] for r in others], [r[key] for r in others], ".", ms=5, **style)
+    floor = next((r for r in rows if r["model"] == "fresh subjects (floor)"), None)
+    for ax, key, title in zip(axes, ("fid", "conditioning_mae"), ("FID vs holdout ↓", "conditioning error (position MAE) ↓")):
+        if floor:
+            ax.axhline(floor[key], color="k", ls="--", lw=1, label="fresh subjects (floor)")
+        ax.set_xlabel("training CPU seconds (1 torch thread)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
 
 
 def _param_arg(text: str) -> tuple[str, dict]:
@@ -300,6 +395,8 @@ def _write(rows: list[dict], args) -> None:
             "`slice consistency` is the mean SSIM of neighbouring slices of one assembled synthetic volume "
             "(real volumes in brackets). `publishes` = both default MRI gates pass.\n\n"
             f"![montage]({Path(args.montage).name})\n")
+    if any(r.get("cpu_mark") is not None for r in rows):
+        text += "\n## Training-CPU marks\n\n" + _curve_section(rows, args.seed)
     Path(args.out).write_text(text)
 
 
@@ -339,6 +436,9 @@ def main() -> None:
                         "CPU seconds (one continued run per model; replaces the budget's length)")
     p.add_argument("--save", default=None, metavar="DIR",
                    help="with --cpu-marks: save each model at each mark to DIR/NAME-MARK (for --load)")
+    p.add_argument("--load", nargs="*", default=[], metavar="DIR",
+                   help="also score generators saved by --save, with --params applied to their sampling "
+                        "(e.g. diffusion='{\"ddim_steps\": 20}'); pass --models with no names to score only these")
     p.add_argument("--plot", default=None,
                    help="with --from-raw: the --cpu-marks curves (FID and conditioning error) to this PNG")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
