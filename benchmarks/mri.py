@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/mri.py                          # all models, default budget, seed 0
     .venv/bin/python benchmarks/mri.py --budget tiny --models dcgan diffusion
     .venv/bin/python benchmarks/mri.py --models --curve 60 120 240   # diffusion learning curve only
+    .venv/bin/python benchmarks/mri.py --cpu-marks 60 150 300 --raw R.json   # every model at equal training CPU
 
 Data: the bundled MNI152 pseudo-cohort (12 subjects, 32x32 axial slices), split by subject 70/30
 with the run's seed (synth_pipeline.imaging.pipeline.ingest / split: the same code as mri-release).
@@ -22,6 +23,16 @@ reward template-likeness.
 `--curve E1 E2 ...` adds the diffusion model scored after E1, E2, ... epochs of one continued run
 (no early stopping, each stage resumed from the last one's checkpoint, fit time cumulative): where
 its FID stands against the GANs as its training budget grows.
+
+`--cpu-marks S1 S2 ...` trains every model of --models once with no step or epoch limit and scores it
+whenever its training has used S1, S2, ... seconds of this process's CPU (time.process_time, scoring
+excluded; the last mark stops it): equal-cost learning curves. CPU time rather than wall time because
+this machine is shared: a process's CPU seconds do not grow when other processes take the cores.
+Scoring runs inside the training loop's `on_step` on the current weights, so the marks do not change
+the training. `--save DIR` keeps each model at each mark; `--load DIR ...` scores such a saved model
+again with `--params` applied to its sampling (e.g. fewer DDIM steps on the same weights).
+`--from-raw A.json B.json ... --plot P.png` renders the marks as one table per seed mark, mean ± sd
+over seeds where a mark ran on several, and the FID / conditioning-error curves.
 
 Writes a Markdown table (--out) after every model, the raw rows (--raw; with each trained model's
 losses at its first epoch and averaged over its last tenth of epochs) and a montage (--montage):
