@@ -302,7 +302,7 @@ def _curve_section(rows: list[dict], seed: int) -> str:
     models = list(dict.fromkeys(_base(r["model"]) for r in curve))
     at = {(_base(r["model"]), r["cpu_mark"], r["seed"]): r for r in curve}
     head = ["model", *[f"{q} @ {m:g}" for q in ("FID", "KID", "cond. MAE") for m in marks],
-            f"steps @ {marks[-1]:g}", f"memo px @ {marks[-1]:g}", f"sample s @ {marks[-1]:g}", f"publishes @ {marks[-1]:g}"]
+            *[f"{q} @ {marks[-1]:g}" for q in ("steps", "memo px", "sample s", "publishes")]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in models:
         got = [at.get((name, m, seed)) for m in marks]
@@ -310,8 +310,8 @@ def _curve_section(rows: list[dict], seed: int) -> str:
         cells = [_fmt(g.get(k), d) if g else "—" for k, d in (("fid", 3), ("kid", 4), ("conditioning_mae", 3))
                  for g in got]
         verdict = "—" if not last else ("yes" if last["publishes"] else "no: " + ", ".join(last["gates_failed"]))
-        lines.append("| " + " | ".join([name, *cells, _fmt(last.get("steps"), 0), _fmt(last.get("memorisation_pixel"), 3),
-                                         _fmt(last.get("sample_s"), 1), verdict]) + " |")
+        tail = [_fmt(last.get("steps"), 0), _fmt(last.get("memorisation_pixel"), 3), _fmt(last.get("sample_s"), 1)]
+        lines.append("| " + " | ".join([name, *cells, *tail, verdict]) + " |")
     text = (f"Training CPU seconds per mark (seed {seed}); one continued run per model, scored at each mark "
             "on its current weights.\n\n" + "\n".join(lines) + "\n")
     for m in marks:
@@ -357,7 +357,8 @@ def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
             others = [r for r in mine if r["seed"] != seed]
             ax.plot([r["cpu_mark"] for r in others], [r[key] for r in others], ".", ms=5, **style)
     floor = next((r for r in rows if r["model"] == "fresh subjects (floor)"), None)
-    for ax, key, title in zip(axes, ("fid", "conditioning_mae"), ("FID vs holdout ↓", "conditioning error (position MAE) ↓")):
+    titles = ("FID vs holdout ↓", "conditioning error (position MAE) ↓")
+    for ax, key, title in zip(axes, ("fid", "conditioning_mae"), titles):
         if floor:
             ax.axhline(floor[key], color="k", ls="--", lw=1, label="fresh subjects (floor)")
         ax.set_xlabel("training CPU seconds (1 torch thread)")
