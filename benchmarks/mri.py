@@ -279,8 +279,9 @@ def from_raw(args) -> None:
                 r["model"] += f" (seed {seed})"
             if not any(x["model"] == r["model"] for x in rows):
                 rows.append(r)
-        with np.load(Path(raw).with_suffix(".npz")) as z:
-            montage.update({k: z[k] for k in z.files if k not in montage})
+        if Path(raw).with_suffix(".npz").is_file():  # absent when the run scored only reference rows
+            with np.load(Path(raw).with_suffix(".npz")) as z:
+                montage.update({k: z[k] for k in z.files if k not in montage})
     args.raw = None
     _write(rows, args)
     _montage(montage, Path(args.montage))
@@ -339,8 +340,7 @@ def _curve_section(rows: list[dict], seed: int) -> str:
 
 def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
     """FID (log scale) and conditioning error against training CPU seconds, one line per model (seed
-    `seed`), the fresh-subject floor dashed; at the smallest mark scored on several seeds, each
-    model's seeds as dots."""
+    `seed`; dotted: unconditional), the fresh-subject floor dashed; other seeds' rows as dots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -351,11 +351,12 @@ def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
     for i, name in enumerate(dict.fromkeys(_base(r["model"]) for r in curve)):
         mine = sorted((r for r in curve if _base(r["model"]) == name), key=lambda r: r["cpu_mark"])
         line = [r for r in mine if r["seed"] == seed]
-        style = {"color": f"C{i}", "lw": 2.5 if name == "diffusion" else 1.3}
+        style = {"color": f"C{i}", "lw": 2.5 if name == "diffusion" else 1.3,
+                 "ls": "-" if mine[0].get("conditional", True) else ":"}
         for ax, key in zip(axes, ("fid", "conditioning_mae")):
-            ax.plot([r["cpu_mark"] for r in line], [r[key] for r in line], "o-", label=name, **style)
+            ax.plot([r["cpu_mark"] for r in line], [r[key] for r in line], marker="o", label=name, **style)
             others = [r for r in mine if r["seed"] != seed]
-            ax.plot([r["cpu_mark"] for r in others], [r[key] for r in others], ".", ms=5, **style)
+            ax.plot([r["cpu_mark"] for r in others], [r[key] for r in others], ".", ms=5, color=style["color"])
     floor = next((r for r in rows if r["model"] == "fresh subjects (floor)"), None)
     titles = ("FID vs holdout ↓", "conditioning error (position MAE) ↓")
     for ax, key, title in zip(axes, ("fid", "conditioning_mae"), titles):
