@@ -328,7 +328,7 @@ def _curve_section(rows: list[dict], seed: int) -> str:
 
             def ms(key: str, digits: int) -> str:
                 v = np.array([g[key] for g in got], dtype=float)
-                return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+                return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
 
             lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), ms("fid", 3), ms("kid", 4),
                                              ms("conditioning_mae", 3), ms("memorisation_pixel", 3),
