@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/mri.py                          # all models, default budget, seed 0
     .venv/bin/python benchmarks/mri.py --budget tiny --models dcgan diffusion
     .venv/bin/python benchmarks/mri.py --models --curve 60 120 240   # diffusion learning curve only
+    .venv/bin/python benchmarks/mri.py --cpu-marks 60 150 300 --raw R.json   # every model at equal training CPU
 
 Data: the bundled MNI152 pseudo-cohort (12 subjects, 32x32 axial slices), split by subject 70/30
 with the run's seed (synth_pipeline.imaging.pipeline.ingest / split: the same code as mri-release).
@@ -23,15 +24,27 @@ reward template-likeness.
 (no early stopping, each stage resumed from the last one's checkpoint, fit time cumulative): where
 its FID stands against the GANs as its training budget grows.
 
+`--cpu-marks S1 S2 ...` trains every model of --models once with no step or epoch limit and scores it
+whenever its training has used S1, S2, ... seconds of this process's CPU (time.process_time, scoring
+excluded; the last mark stops it): equal-cost learning curves. CPU time rather than wall time because
+this machine is shared: a process's CPU seconds do not grow when other processes take the cores.
+Scoring runs inside the training loop's `on_step` on the current weights, so the marks do not change
+the training. `--save DIR` keeps each model at each mark; `--load DIR ...` scores such a saved model
+again with `--params` applied to its sampling (e.g. fewer DDIM steps on the same weights).
+`--from-raw A.json B.json ... --plot P.png` renders the marks as one table per seed mark, mean ± sd
+over seeds where a mark ran on several, and the FID / conditioning-error curves.
+
 Writes a Markdown table (--out) after every model, the raw rows (--raw; with each trained model's
 losses at its first epoch and averaged over its last tenth of epochs) and a montage (--montage):
 one row of slices per model at 10 fixed positions (unconditional models: their first 10 samples).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import random
 import sys
 import textwrap
 import time
@@ -47,7 +60,7 @@ from synth_pipeline.imaging import pipeline  # noqa: E402
 from synth_pipeline.imaging.config import MriConfig  # noqa: E402
 from synth_pipeline.imaging.gates import judge_all  # noqa: E402
 from synth_pipeline.imaging.metrics.conditioning import fit_position_regressor  # noqa: E402
-from synth_pipeline.imaging.models.base import make_image_generator  # noqa: E402
+from synth_pipeline.imaging.models.base import load_image_generator, make_image_generator  # noqa: E402
 from synth_pipeline.imaging.slices import SliceSet  # noqa: E402
 from synth_pipeline.metrics.base import MetricResult  # noqa: E402
 
@@ -126,7 +139,7 @@ def run(args) -> list[dict]:
         _write(rows, args)
     overrides = dict(_param_arg(x) for x in args.params)
 
-    def score(label: str, gen, fit_s: float, params: dict) -> None:
+    def score(label: str, gen, fit_s: float, params: dict, in_montage: bool = True, **extra) -> None:
         t0 = time.perf_counter()
         images = gen.sample(positions, seed=cfg.seed + 1)
         sample_s = time.perf_counter() - t0
@@ -135,13 +148,23 @@ def run(args) -> list[dict]:
                                    regressor=regressor)
         rows.append(_row(label, report, cfg, fit_s=fit_s, sample_s=sample_s, n_fake=len(fake),
                          conditional=bool(gen.conditional), params=params,
-                         losses=_loss_summary(getattr(gen, "history", []))))
-        montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
+                         losses=_loss_summary(getattr(gen, "history", [])), seed=cfg.seed, **extra))
+        if in_montage:
+            montage[label] = gen.sample(MONTAGE_POSITIONS, seed=cfg.seed + 2) if gen.conditional else images[:10]
         _write(rows, args)
         _montage(montage, Path(args.montage))
         if args.raw:
             np.savez(Path(args.raw).with_suffix(".npz"), **montage)
 
+    for folder in map(Path, args.load):
+        gen = load_image_generator(folder)
+        params = overrides.get(gen.name, {})
+        gen.params.update(params)  # sampling settings only: the weights are the saved ones
+        print(f"[mri-bench] {folder.name} (loaded) {params} ...", file=sys.stderr, flush=True)
+        score(_label(f"{folder.name} (loaded)", params), gen, None, params)
+    if args.cpu_marks:
+        _cpu_marks(args, overrides, train, score)
+        return rows
     for name in args.models:
         params = overrides.get(name, {})
         label = _label(name, params)
@@ -189,18 +212,164 @@ def _curve(args, params: dict, train: SliceSet, score) -> None:
             score(label, gen, fit_s, {k: v for k, v in stage.items() if k != "checkpoint_dir"})
 
 
+UNBOUNDED = {"diffusion": {"epochs": 10**6, "patience": None}}  # every other model: GAN steps
+GAN_UNBOUNDED = {"steps": 10**8}
+
+
+@contextlib.contextmanager
+def _rng_kept():
+    """Python's, numpy's and torch's global RNG states restored after the block."""
+    import torch
+
+    py, npst = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(py)
+    np.random.set_state(npst)
+
+
+def _cpu_marks(args, overrides: dict, train: SliceSet, score) -> None:
+    """Every model of --models trained once with no step or epoch limit, scored whenever its training
+    CPU time (this process's CPU seconds since fit() began, scoring's own excluded) passes a mark of
+    --cpu-marks, stopped at the last. Scoring runs inside the training loop's `on_step` on the current
+    weights (the diffusion model's EMA weights, the GANs' generator), with the global RNGs restored
+    after it and the modules back in train mode, so the marks do not change the training."""
+    marks = sorted(args.cpu_marks)
+    for name in args.models:
+        params = {**UNBOUNDED.get(name, GAN_UNBOUNDED), **overrides.get(name, {})}
+        shown = {k: v for k, v in params.items() if k not in ("steps", "epochs", "patience")}
+        print(f"[mri-bench] {name} to {marks[-1]} CPU-s ({args.budget}) ...", file=sys.stderr, flush=True)
+        gen = make_image_generator(name, budget=args.budget, device=args.device, **params)
+        state = {"next": 0, "steps": 0, "scoring_cpu": 0.0, "scoring_wall": 0.0}
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+
+        def on_step() -> bool:
+            state["steps"] += 1
+            used = time.process_time() - cpu0 - state["scoring_cpu"]
+            if used < marks[state["next"]]:
+                return False
+            mark, c0, w0 = marks[state["next"]], time.process_time(), time.perf_counter()
+            print(f"[mri-bench] {name} at {mark} CPU-s ({state['steps']} steps) ...", file=sys.stderr, flush=True)
+            with _rng_kept():
+                score(_label(f"{name} @ {mark} CPU-s", shown), gen, time.perf_counter() - wall0 - state["scoring_wall"],
+                      shown, in_montage=mark == marks[-1], cpu_mark=mark, train_cpu_s=used, steps=state["steps"])
+            if args.save:
+                gen.save(Path(args.save) / f"{name}-{mark:g}")
+            for m in gen.modules.values():
+                m.train()
+            state["scoring_cpu"] += time.process_time() - c0
+            state["scoring_wall"] += time.perf_counter() - w0
+            state["next"] += 1
+            return state["next"] == len(marks)
+
+        gen.fit(train, seed=args.seed, on_step=on_step)
+        if state["next"] < len(marks):
+            print(f"[mri-bench] {name}: training ended before {marks[state['next']]} CPU-s", file=sys.stderr)
+
+
 def from_raw(args) -> None:
     """One report from several runs' --raw files (reference rows taken once, from the first)."""
     rows, montage = [], {}
     for raw in args.from_raw:
-        for r in json.loads(Path(raw).read_text()):
+        rows_in = json.loads(Path(raw).read_text())
+        seed = next((r["seed"] for r in rows_in if "seed" in r), args.seed)
+        for r in rows_in:
+            r.setdefault("seed", seed)
+            if seed != args.seed:
+                r["model"] += f" (seed {seed})"
             if not any(x["model"] == r["model"] for x in rows):
                 rows.append(r)
-        with np.load(Path(raw).with_suffix(".npz")) as z:
-            montage.update({k: z[k] for k in z.files if k not in montage})
+        if Path(raw).with_suffix(".npz").is_file():  # absent when the run scored only reference rows
+            with np.load(Path(raw).with_suffix(".npz")) as z:
+                montage.update({k: z[k] for k in z.files if k not in montage})
     args.raw = None
     _write(rows, args)
     _montage(montage, Path(args.montage))
+    if args.plot:
+        _curve_plot(rows, Path(args.plot))
+
+
+def _base(label: str) -> str:
+    """The model name of a --cpu-marks row label (`name @ mark CPU-s ...`)."""
+    return label.split(" @ ")[0]
+
+
+def _curve_section(rows: list[dict], seed: int) -> str:
+    """Markdown for the --cpu-marks rows: per model (seed `seed`), FID / KID / conditioning error at
+    each mark and the last mark's memorisation and verdict; then, at every mark scored on more than
+    one seed, each model's mean ± sd over the seeds."""
+    curve = [r for r in rows if r.get("cpu_mark") is not None]
+    marks = sorted({r["cpu_mark"] for r in curve})
+    models = list(dict.fromkeys(_base(r["model"]) for r in curve))
+    at = {(_base(r["model"]), r["cpu_mark"], r["seed"]): r for r in curve}
+    head = ["model", *[f"{q} @ {m:g}" for q in ("FID", "KID", "cond. MAE") for m in marks],
+            *[f"{q} @ {marks[-1]:g}" for q in ("steps", "memo px", "sample s", "publishes")]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in models:
+        got = [at.get((name, m, seed)) for m in marks]
+        last = got[-1] or {}
+        cells = [_fmt(g.get(k), d) if g else "—" for k, d in (("fid", 3), ("kid", 4), ("conditioning_mae", 3))
+                 for g in got]
+        verdict = "—" if not last else ("yes" if last["publishes"] else "no: " + ", ".join(last["gates_failed"]))
+        tail = [_fmt(last.get("steps"), 0), _fmt(last.get("memorisation_pixel"), 3), _fmt(last.get("sample_s"), 1)]
+        lines.append("| " + " | ".join([name, *cells, *tail, verdict]) + " |")
+    text = (f"Training CPU seconds per mark (seed {seed}); one continued run per model, scored at each mark "
+            "on its current weights.\n\n" + "\n".join(lines) + "\n")
+    for m in marks:
+        seeds = sorted({r["seed"] for r in curve if r["cpu_mark"] == m})
+        if len(seeds) < 2:
+            continue
+        head = ["model", "seeds", "FID", "KID", "cond. MAE", "memo px", "publishes"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name in models:
+            got = [at[(name, m, sd)] for sd in seeds if (name, m, sd) in at]
+            if not got:
+                continue
+
+            def ms(key: str, digits: int) -> str:
+                v = np.array([g[key] for g in got], dtype=float)
+                return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
+
+            lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), ms("fid", 3), ms("kid", 4),
+                                             ms("conditioning_mae", 3), ms("memorisation_pixel", 3),
+                                             f"{sum(g['publishes'] for g in got)}/{len(got)}"]) + " |")
+        text += (f"\nAt {m:g} training CPU-s over seeds {', '.join(map(str, seeds))} (each seed its own split, "
+                 "initialisation and batches; mean ± sample sd):\n\n" + "\n".join(lines) + "\n")
+    return text
+
+
+def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
+    """FID (log scale) and conditioning error against training CPU seconds, one line per model (seed
+    `seed`; dotted: unconditional), the fresh-subject floor dashed; other seeds' rows as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = [r for r in rows if r.get("cpu_mark") is not None]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, name in enumerate(dict.fromkeys(_base(r["model"]) for r in curve)):
+        mine = sorted((r for r in curve if _base(r["model"]) == name), key=lambda r: r["cpu_mark"])
+        line = [r for r in mine if r["seed"] == seed]
+        style = {"color": f"C{i}", "lw": 2.5 if name == "diffusion" else 1.3,
+                 "ls": "-" if mine[0].get("conditional", True) else ":"}
+        for ax, key in zip(axes, ("fid", "conditioning_mae")):
+            ax.plot([r["cpu_mark"] for r in line], [r[key] for r in line], marker="o", label=name, **style)
+            others = [r for r in mine if r["seed"] != seed]
+            ax.plot([r["cpu_mark"] for r in others], [r[key] for r in others], ".", ms=5, color=style["color"])
+    floor = next((r for r in rows if r["model"] == "fresh subjects (floor)"), None)
+    titles = ("FID vs holdout ↓", "conditioning error (position MAE) ↓")
+    for ax, key, title in zip(axes, ("fid", "conditioning_mae"), titles):
+        if floor:
+            ax.axhline(floor[key], color="k", ls="--", lw=1, label="fresh subjects (floor)")
+        ax.set_xlabel("training CPU seconds (1 torch thread)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
 
 
 def _param_arg(text: str) -> tuple[str, dict]:
@@ -239,6 +408,8 @@ def _write(rows: list[dict], args) -> None:
             "`slice consistency` is the mean SSIM of neighbouring slices of one assembled synthetic volume "
             "(real volumes in brackets). `publishes` = both default MRI gates pass.\n\n"
             f"![montage]({Path(args.montage).name})\n")
+    if any(r.get("cpu_mark") is not None for r in rows):
+        text += "\n## Training-CPU marks\n\n" + _curve_section(rows, args.seed)
     Path(args.out).write_text(text)
 
 
@@ -273,6 +444,16 @@ def main() -> None:
                    help='per-model parameters over the budget, e.g. diffusion=\'{"epochs": 100}\'')
     p.add_argument("--curve", nargs="*", type=int, default=[], metavar="EPOCHS",
                    help="also score the diffusion model after each of these epoch counts of one continued run")
+    p.add_argument("--cpu-marks", nargs="*", type=float, default=[], metavar="CPU_S",
+                   help="train every model of --models without a step limit and score it at these training "
+                        "CPU seconds (one continued run per model; replaces the budget's length)")
+    p.add_argument("--save", default=None, metavar="DIR",
+                   help="with --cpu-marks: save each model at each mark to DIR/NAME-MARK (for --load)")
+    p.add_argument("--load", nargs="*", default=[], metavar="DIR",
+                   help="also score generators saved by --save, with --params applied to their sampling "
+                        "(e.g. diffusion='{\"ddim_steps\": 20}'); pass --models with no names to score only these")
+    p.add_argument("--plot", default=None,
+                   help="with --from-raw: the --cpu-marks curves (FID and conditioning error) to this PNG")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "MRI.md"))
     p.add_argument("--montage", default=str(ROOT / "benchmarks" / "mri_montage.png"))
     p.add_argument("--raw", default=None)

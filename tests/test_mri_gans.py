@@ -227,3 +227,29 @@ def test_r3gan_3d_slices_one_volume_per_increasing_run(fitted):
                                np.concatenate([volumes[0], volumes[1]]), atol=1e-5)  # float32 positions
     top, bottom = gen.sample(np.array([0.95]), seed=4), gen.sample(np.array([0.05]), seed=4)
     assert np.abs(top - bottom).mean() > 1e-2  # same volume, different heights
+
+
+def test_on_step_stops_training_and_scoring_inside_it_changes_nothing(slices):
+    """benchmarks/mri.py --cpu-marks scores a model inside `on_step` and stops it at the last mark: the
+    stop comes right after the step that asked for it, and sampling mid-training (global RNGs kept,
+    modules back in train mode) leaves the trained weights as they would have been."""
+    def run(peek: bool) -> tuple[int, object]:
+        gen, calls = make_image_generator("r3gan_positional", budget="tiny"), []
+
+        def on_step() -> bool:
+            calls.append(1)
+            if peek and len(calls) == 5:
+                with torch.random.fork_rng(devices=[]):
+                    gen.sample(np.linspace(0, 1, 4), seed=9)
+                for m in gen.modules.values():
+                    m.train()
+            return len(calls) == 10
+
+        gen.fit(slices, seed=3, on_step=on_step)
+        return len(calls), gen
+
+    (n_plain, plain), (n_peek, peeked) = run(False), run(True)
+    assert n_plain == n_peek == 10
+    assert len(plain.history) == 2  # 7 batches of 16 per epoch: stopped 3 steps into the second
+    pos = np.linspace(0, 1, 6)
+    np.testing.assert_array_equal(plain.sample(pos, seed=1), peeked.sample(pos, seed=1))

@@ -189,6 +189,7 @@ def train(
     desc: str = "train",
     threads: int | None = 1,
     dp: DPTraining | None = None,
+    on_step: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train `modules` (dict name -> nn.Module) with `optimizers` (dict name -> torch optimizer).
 
@@ -227,6 +228,9 @@ def train(
               stopping and no best-epoch pick: those would read private rows outside the budget), the
               batches are Poisson samples, and neither checkpoint_dir nor weights may be given.
               The result's `dp` records the noise multiplier and the epsilon Opacus' accountant spent.
+    on_step   called after every optimisation step; when it returns True training stops after that
+              step (the epoch's record averages the steps it ran). For budgets the caller measures,
+              e.g. benchmarks/mri.py's training-CPU marks, which also score the model inside it.
     Runs under `deterministic(device)`; the progress bar (tqdm, see `progress_enabled`) shows the
     epoch's mean losses and the val loss.
     """
@@ -291,12 +295,17 @@ def train(
                 for m in modules.values():
                     m.train()
                 sums: dict[str, float] = {}
+                steps_run, halted = 0, False
                 for batch in (private["loader"] if private else _batches(train_t, w, n_train, bs, n_batches,
                                                                          batch_gen, device)):
                     losses = step(*batch)
+                    steps_run += 1
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
-                steps_run = len(private["loader"]) if private else max(1, n_batches)
+                    if on_step is not None and on_step():
+                        halted = True
+                        break
+                steps_run = max(1, steps_run)
                 record = {"epoch": epoch + 1, **{k: v / steps_run for k, v in sums.items()}}
                 if n_val:
                     for m in modules.values():
@@ -311,6 +320,7 @@ def train(
                         since_best += 1
                     if patience is not None and since_best >= patience:
                         stopped = True
+                stopped = stopped or halted
                 history.append(record)
                 epoch += 1
                 bar.update(1)

@@ -13,7 +13,7 @@ back with weights_only=True after the hashes are checked: nothing is ever unpick
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -43,7 +43,8 @@ def make_image_generator(name: str, *, device: str | None = None, **params: Any)
 class ImageGenerator:
     """Shared plumbing. A model implements `_build(size)` (create its torch modules, return them by
     name), `_fit(train, seed, checkpoint_dir)` and `_sample(positions, seed)`; `conditional` says
-    whether it honours positions. `params` must be JSON (they are saved and passed back on load)."""
+    whether it honours positions. `params` must be JSON (they are saved and passed back on load).
+    A torch model passes `self.on_step` (set by `fit`) on to `nn.training.train`."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -58,6 +59,7 @@ class ImageGenerator:
         self.size: int | None = None
         self.modules: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
+        self.on_step: Callable[[], bool] | None = None
 
     # ---- model hooks --------------------------------------------------------------------------
     def _build(self, size: int) -> dict[str, Any]:
@@ -70,14 +72,20 @@ class ImageGenerator:
         raise NotImplementedError
 
     # ---- public interface ---------------------------------------------------------------------
-    def fit(self, train: SliceSet, *, seed: int, checkpoint_dir: Path | None = None) -> None:
+    def fit(self, train: SliceSet, *, seed: int, checkpoint_dir: Path | None = None,
+            on_step: Callable[[], bool] | None = None) -> None:
+        """`on_step`: called after every optimisation step, True stops training (nn.training.train)."""
         if len(train) == 0:
             raise GeneratorError(f"{self.name}: no training slices")
         if train.images.shape[-1] != train.images.shape[-2]:
             raise GeneratorError(f"{self.name}: slices must be square, got {train.images.shape[-2:]}")
         self.size = train.size
         self.modules = self._build(self.size)
-        self._fit(train, seed, checkpoint_dir)
+        self.on_step = on_step
+        try:
+            self._fit(train, seed, checkpoint_dir)
+        finally:
+            self.on_step = None
 
     def sample(self, positions: np.ndarray, *, seed: int) -> np.ndarray:
         if self.size is None:

@@ -230,7 +230,8 @@ class DiffusionGenerator(ImageGenerator):
             epochs=p["epochs"], batch_size=p["batch_size"], seed=seed, val_loss=val_loss,
             val_fraction=p["val_fraction"] if len(train_set) >= 20 else 0.0, patience=p["patience"],
             device=self.device, checkpoint_dir=ckpt, resume=ckpt is not None,
-            config=self._config(len(train_set), seed), desc="mri diffusion")
+            config=self._config(len(train_set), seed), desc="mri diffusion",
+            on_step=self.on_step)
         self.history = result.history
 
     def sample(self, positions: np.ndarray, *, seed: int, shared_noise: bool = False) -> np.ndarray:

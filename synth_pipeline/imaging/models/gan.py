@@ -153,7 +153,7 @@ class TorchGAN(ImageGenerator):
             checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None,
             config={"name": self.name, **dataclasses.asdict(spec), "seed": seed, "n": n,
                     "size": self.size},
-            desc=self.name,
+            desc=self.name, on_step=self.on_step,
         )
         self.history = result.history
 
