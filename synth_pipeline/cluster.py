@@ -50,6 +50,15 @@ def client(address: str):
     return _CLIENTS[address]
 
 
+def task_slots() -> int:
+    """How many tasks run at once where the work goes: 1 in this process, else the cluster's worker
+    threads (a caller splitting work that has no natural pieces cuts it into this many)."""
+    address = scheduler_address()
+    if not address:
+        return 1
+    return max(1, sum(w.get("nthreads", 1) for w in client(address).scheduler_info()["workers"].values()))
+
+
 _ONE_AT_A_TIME = threading.Lock()
 
 

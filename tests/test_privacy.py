@@ -304,6 +304,50 @@ def test_linkability_is_seeded(data):
     assert (a.value, a.ci) == (b.value, b.ci)
 
 
+@pytest.mark.parametrize("slots", [1, 3])
+def test_linkability_counts_are_anonymeters_evaluator_whole_or_in_slices(data, slots, monkeypatch):
+    """Our split search (targets drawn from a private RandomState, neighbours per half and per slice of
+    the targets) gives exactly the success counts of anonymeter's own evaluator after np.random.seed."""
+    from anonymeter.evaluators import LinkabilityEvaluator
+
+    from synth_pipeline import cluster
+    from synth_pipeline.metrics.privacy import _for_anonymeter, split_aux_columns
+
+    train, holdout, schema = data
+    synthetic = noisy_copy(train.iloc[:1500], schema, seed=4)
+    monkeypatch.setattr(cluster, "task_slots", lambda: slots)  # slices run in this process, in series
+    ours = linkability(train, holdout, synthetic, schema, n_attacks=400, seed=5)
+    (ori, syn, control), aux = _for_anonymeter((train, synthetic, holdout), schema, split_aux_columns(train, schema))
+    evaluator = LinkabilityEvaluator(ori=ori, syn=syn, aux_cols=aux, n_attacks=400, control=control, n_neighbors=5)
+    np.random.seed(5)
+    evaluator.evaluate(n_jobs=-1)
+    for k, got in ours.detail["per_neighbors"].items():
+        r = evaluator.results(n_neighbors=int(k))
+        assert (got["attack_rate"], got["control_rate"]) == (float(r.attack_rate.value), float(r.control_rate.value))
+        assert got["risk"] == float(r.risk().value) and got["ci"] == [float(x) for x in r.risk().ci]
+    assert 0 < ours.detail["n_success"] < 400  # a case where the counts could differ
+
+
+def test_linkability_slices_of_the_targets_find_the_neighbours_of_the_whole_set(data):
+    """anonymeter scales each numeric column by its range over candidates and queries, so a slice of
+    the targets alone is scaled otherwise (here: synthetic rows of a narrow age band, whose range the
+    targets exceed); the pinned range rows make every slice's neighbours those of the whole search."""
+    from synth_pipeline.metrics.privacy import _for_anonymeter, _nearest_synthetic, _range_rows, split_aux_columns
+
+    train, holdout, schema = data
+    (ori, _, control), aux = _for_anonymeter((train, train, holdout), schema, split_aux_columns(train, schema))
+    cols = list(aux[0])
+    queries = control[cols].iloc[:400].reset_index(drop=True)
+    band = ori[cols][ori["age"].between(*ori["age"].quantile([0.3, 0.7]))].iloc[:800]
+    whole = _nearest_synthetic(band, queries, 0, 5)
+    slices, pins = np.array_split(np.arange(400), 3), _range_rows(queries)
+    pinned = np.vstack([_nearest_synthetic(band, pd.concat([queries.iloc[s], pins], ignore_index=True), len(pins), 5)
+                        for s in slices])
+    bare = np.vstack([_nearest_synthetic(band, queries.iloc[s].reset_index(drop=True), 0, 5) for s in slices])
+    assert np.array_equal(pinned, whole)
+    assert not np.array_equal(bare, whole)  # without the pins the slices would search otherwise
+
+
 def test_linkability_small_holdout_is_refused_for_lack_of_evidence_until_enough_rows(fresh_data):
     # A fresh real sample links nothing, but 20 holdout rows cannot show that with confidence.
     # (anonymeter's one-neighbour attacker: with 20 attacks the 5-neighbour estimate itself is noise.)

@@ -269,6 +269,73 @@ def _for_anonymeter(
     return tuple(out), (first, second)
 
 
+def _linkability_targets(n_ori: int, n_control: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the `n` train and `n` holdout targets: the rows anonymeter's
+    `LinkabilityEvaluator.evaluate` draws after `np.random.seed(seed)` (one `.sample()` each, a
+    `RandomState.permutation`), drawn from a private RandomState so nothing else in the process (a
+    dask worker's `sizeof`) can move them."""
+    rs = np.random.RandomState(seed)
+    return rs.permutation(n_ori)[:n], rs.permutation(n_control)[:n]
+
+
+def _nearest_synthetic(syn_half: pd.DataFrame, queries: pd.DataFrame, pinned: int, n_neighbors: int) -> np.ndarray:
+    """anonymeter's linkability neighbour search (its `_find_nn`) of each query row among the synthetic
+    rows; the last `pinned` query rows only hold the range of every numeric column, which anonymeter
+    scales by over candidates *and* queries, so a slice of the targets is scaled as the whole set is."""
+    # through anonymeter.evaluators: importing anonymeter.neighbors first is a circular import there
+    from anonymeter.evaluators.linkability_evaluator import MixedTypeKNeighbors
+
+    idx = MixedTypeKNeighbors(n_jobs=-1, n_neighbors=n_neighbors).fit(syn_half).kneighbors(queries)
+    return idx[: len(queries) - pinned]
+
+
+def _range_rows(queries: pd.DataFrame) -> pd.DataFrame:
+    """The rows holding each numeric column's minimum and maximum."""
+    num = queries.select_dtypes("number")
+    rows = sorted(set(num.to_numpy().argmin(axis=0)) | set(num.to_numpy().argmax(axis=0))) if num.shape[1] else []
+    return queries.iloc[rows]
+
+
+def _linkability_results(
+    ori: pd.DataFrame, syn: pd.DataFrame, control: pd.DataFrame, aux: tuple[list[str], list[str]],
+    *, n: int, n_neighbors: int, seed: int,
+) -> dict:
+    """anonymeter's `LinkabilityEvaluator(...).evaluate()` then `.results(n_neighbors=k)` for every
+    k <= n_neighbors, with the neighbour searches split into tasks: per side (train, holdout targets),
+    per auxiliary half and, on a cluster, per slice of the targets (cluster.map_tasks). Every target's
+    neighbours are those of the single search, so the counts are anonymeter's wherever they run
+    (tests/test_privacy.py, tests/test_cluster.py). The random-guess baseline, which anonymeter draws
+    unseeded and the risk does not read, is drawn from `seed`."""
+    from anonymeter.evaluators.linkability_evaluator import LinkabilityIndexes
+    from anonymeter.stats.confidence import EvaluationResults
+
+    from synth_pipeline.cluster import map_tasks, task_slots
+
+    t_ori, t_control = _linkability_targets(len(ori), len(control), n, seed)
+    halves = [syn[list(cols)] for cols in aux]
+    slices = np.array_split(np.arange(n), max(1, min(n, task_slots())))
+    items = []
+    for targets in (ori.iloc[t_ori], control.iloc[t_control]):
+        for h, cols in enumerate(aux):
+            queries = targets[list(cols)].reset_index(drop=True)
+            pins = _range_rows(queries) if len(slices) > 1 else queries.iloc[:0]
+            items += [(halves[h], pd.concat([queries.iloc[s], pins], ignore_index=True), len(pins)) for s in slices]
+    found = map_tasks(_nearest_synthetic, items, n_neighbors=n_neighbors)
+    per_half = [np.vstack(found[i:i + len(slices)]) for i in range(0, len(found), len(slices))]
+    attack, control_links = LinkabilityIndexes(*per_half[0:2]), LinkabilityIndexes(*per_half[2:4])
+    rng, k_max = np.random.default_rng(seed), min(n_neighbors, len(syn))
+    baseline = LinkabilityIndexes(*(np.array([rng.choice(len(syn), size=k_max, replace=False) for _ in range(n)])
+                                    for _ in range(2)))
+    with warnings.catch_warnings():
+        # anonymeter warns when the random-guess baseline matches the attack; the risk reported here
+        # is corrected by the control attack instead, so the warning is noise.
+        warnings.filterwarnings("ignore", message="Attack is as good or worse as baseline")
+        return {k: EvaluationResults(n_attacks=n, n_success=attack.count_links(n_neighbors=k),
+                                     n_baseline=baseline.count_links(n_neighbors=k),
+                                     n_control=control_links.count_links(n_neighbors=k))
+                for k in range(1, n_neighbors + 1)}
+
+
 def linkability(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -292,8 +359,6 @@ def linkability(
     neighbours (breast cancer: control success 0.71-0.79 with five), the interval can never be
     narrow and the gate could never pass; one neighbour still links a copy there at 0.99.
     benchmarks/PRIVACY_GATES.md has the measurements. `detail` keeps every k's rates and risk."""
-    from anonymeter.evaluators import LinkabilityEvaluator  # here: importing it loads numba (~1 s)
-
     name = "linkability"
     problem = _table_problem(train, holdout, synthetic, schema)
     if problem:
@@ -302,15 +367,7 @@ def linkability(
         return missing(name, f"{len(schema.features)} feature column(s); linkability needs 2 to split", LINK_COMPARED)
     n = min(n_attacks, len(holdout), len(train))
     (ori, syn, control), aux = _for_anonymeter((train, synthetic, holdout), schema, split_aux_columns(train, schema))
-    evaluator = LinkabilityEvaluator(ori=ori, syn=syn, aux_cols=aux, n_attacks=n, control=control,
-                                     n_neighbors=n_neighbors)
-    np.random.seed(seed)
-    with warnings.catch_warnings():
-        # anonymeter compares against an unseeded random-guess baseline and warns when it wins; the
-        # risk we report is corrected by the (seeded) control attack instead, so the warning is noise.
-        warnings.filterwarnings("ignore", message="Attack is as good or worse as baseline")
-        evaluator.evaluate(n_jobs=-1)
-        per_k = {k: evaluator.results(n_neighbors=k) for k in range(1, n_neighbors + 1)}
+    per_k = _linkability_results(ori, syn, control, aux, n=n, n_neighbors=n_neighbors, seed=seed)
     usable = [k for k, r in per_k.items() if zero_risk_upper(n, int(r.n_control)) < threshold]
     k = max(usable, default=1)
     results = per_k[k]
