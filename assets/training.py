@@ -13,7 +13,7 @@ from synth_pipeline.copies import filter_rare_copies, generator_redraw
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import load_generator, make_generator
 from synth_pipeline.hashing import frame_sha256
-from synth_pipeline.near_copies import distance_floor
+from synth_pipeline.near_copies import distance_floor, quantile_for
 from synth_pipeline.schema import Schema
 
 GROUP = "tabular"
@@ -68,7 +68,7 @@ def synthetic_candidate(
         sampled = time.perf_counter() - start
         candidate, copies = filter_rare_copies(candidate, train=train_split, schema=schema, k=cfg.small_cell_k,
                                                redraw=generator_redraw(gen, schema.target), seed=cfg.seed,
-                                               near=distance_floor(train_split, schema, cfg.near_copy_quantile))
+                                               near=distance_floor(train_split, schema, quantile_for(cfg.near_copy_quantile, gen)))
     except GeneratorError as e:
         refuse(context, release_store, schema.dataset, "generator", str(e), config=cfg.to_dict())
     if not copies.passed:

@@ -109,7 +109,7 @@ def _mean(rows, key):
 
 def table_md(rows, tables, generators, quantiles) -> list[str]:
     L = ["| table | generator | q | τ | near copies found (share) | redrawn / removed | cohort ok | DCR share | "
-         "memorisation | TSTR/TRTR | column shapes | pair trends | dcr / tstr / fidelity gates pass |",
+         "memorisation | TSTR/TRTR | column shapes | pair trends | dcr / tstr / fidelity / linkability gates pass |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in tables:
         for g in generators:
@@ -125,7 +125,7 @@ def table_md(rows, tables, generators, quantiles) -> list[str]:
                     m, sd, _ = _mean(rs, key)
                     cells.append("—" if m is None else f"{m:.{nd}f} ± {sd:.{nd}f}")
                 passes = {k: (f"{sum(r['gates'][k] for r in rs)}/{n}" if all(k in r["gates"] for r in rs) else "—")
-                          for k in ("dcr_gate", "tstr_gate", "fidelity_gate")}
+                          for k in ("dcr_gate", "tstr_gate", "fidelity_gate", "linkability_gate")}
                 L.append(f"| {t} | {g} | {q:g} | {tau:.3f} | {near:.0f} ({share:.3f}) | "
                          f"{_mean(rs, 'redrawn')[0]:.0f} / {_mean(rs, 'removed')[0]:.1f} | "
                          f"{sum(r['cohort_ok'] for r in rs)}/{n} | " + " | ".join(cells) + " | "
@@ -137,12 +137,14 @@ def summary_md(rows, tables, quantiles, rival: str = "tvae", given: dict[str, fl
     """Per q: diffusion's mean DCR share per table against the rival's unfiltered (q = 0) share (from
     the rows, else `given`), and diffusion's TSTR/TRTR mean over the tables."""
     L = ["| q | " + " | ".join(f"{t} DCR share (diffusion vs {rival} q=0)" for t in tables)
-         + " | mean TSTR/TRTR (diffusion) | cohort check passed (all tables, seeds) | targets met, releasable |",
-         "|---" * (len(tables) + 4) + "|"]
+         + " | mean TSTR/TRTR (diffusion) | cohort check passed (all tables, seeds) | every gate run passed | "
+         "targets met, releasable |",
+         "|---" * (len(tables) + 5) + "|"]
     for q in quantiles:
         cells, ok, ratios = [], True, []
         runs = [r for r in rows if r["generator"] == "diffusion" and r.get("q") == q and not r["error"]]
         cohort = sum(bool(r["cohort_ok"]) for r in runs)
+        gated = sum(all(r["gates"].values()) for r in runs)  # every gate the run judged (dcr, tstr, fidelity, linkability)
         for t in tables:
             d = _mean([r for r in rows if r["table"] == t and r["generator"] == "diffusion" and r.get("q") == q and not r["error"]], "dcr_share")[0]
             v = _mean([r for r in rows if r["table"] == t and r["generator"] == rival and r.get("q") == 0.0 and not r["error"]], "dcr_share")[0]
@@ -155,8 +157,9 @@ def summary_md(rows, tables, quantiles, rival: str = "tvae", given: dict[str, fl
             cells.append(f"{d:.3f} vs {v:.3f} {'≤' if d <= v else '>'}")
         avg = float(np.mean(ratios)) if ratios else float("nan")
         ok &= avg >= 0.97
-        L.append(f"| {q:g} | " + " | ".join(cells) + f" | {avg:.3f} | {cohort}/{len(runs)} | "
-                 f"{'yes' if ok and cohort == len(runs) else ('targets only' if ok else 'no')} |")
+        releasable = cohort == gated == len(runs)
+        L.append(f"| {q:g} | " + " | ".join(cells) + f" | {avg:.3f} | {cohort}/{len(runs)} | {gated}/{len(runs)} | "
+                 f"{'yes' if ok and releasable else ('targets only' if ok else 'no')} |")
     return L
 
 
@@ -214,8 +217,10 @@ def main() -> int:
                for g in a.generators}
     rows: list[dict] = []
     if a.from_raw:
+        latest = {}  # a later file's row for the same (table, seed, generator, q) replaces an earlier one
         for f in a.from_raw:
-            rows += json.loads(Path(f).read_text())
+            latest.update({(r["table"], r["seed"], r["generator"], r.get("q")): r for r in json.loads(Path(f).read_text())})
+        rows = list(latest.values())
     else:
         print(f"pid {os.getpid()}, torch threads: set OMP_NUM_THREADS=1 outside", flush=True)
         for seed in a.seeds:

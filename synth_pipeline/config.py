@@ -130,9 +130,10 @@ class RunConfig(Settings):
     link_attacks: int = Field(1000, ge=10)
     link_neighbors: int = Field(5, ge=1)
     small_cell_k: int = Field(5, ge=2, description="fewer than k patients is a small cell, never released")
-    near_copy_quantile: float = Field(0.0, ge=0.0, le=0.5, description=(
+    near_copy_quantile: float | None = Field(None, ge=0.0, le=0.5, description=(
         "redraw synthetic rows closer to a training row than this quantile of the training rows' own "
-        "leave-one-out nearest-neighbour distances (the DCR metric's distance; 0 = off); README, Near copies"))
+        "leave-one-out nearest-neighbour distances (the DCR metric's distance; 0 = off; unset = the "
+        "generator's own: 0.13 for diffusion, 0 for the others); README, Near copies"))
     thresholds: Thresholds = Thresholds()
     on_identifiers: Literal["drop", "refuse"] = Field(
         "drop", description="direct identifiers detected in file data: drop them (noted) or refuse")

@@ -40,6 +40,12 @@ class DistanceFloor:
         return self.distances(rows) < self.threshold
 
 
+def quantile_for(configured: float | None, generator) -> float:
+    """The near-copy quantile a run applies: the config's when it sets one, else the generator's own
+    (`near_copy_quantile`, 0 for most families)."""
+    return float(configured) if configured is not None else float(getattr(generator, "near_copy_quantile", 0.0))
+
+
 def distance_floor(train: pd.DataFrame, schema: Schema, quantile: float) -> DistanceFloor | None:
     """The floor at `quantile` of train's leave-one-out nearest-neighbour distances (its second
     neighbour in a search of train against itself: the first is the row, or an equal one at 0);

@@ -19,7 +19,7 @@ from synth_pipeline.data import load_dataset
 from synth_pipeline.gates import dcr_gate
 from synth_pipeline.generators import make_generator
 from synth_pipeline.metrics.privacy import dcr_metrics, fit_embedding
-from synth_pipeline.near_copies import distance_floor
+from synth_pipeline.near_copies import distance_floor, quantile_for
 from synth_pipeline.schema import ColumnSpec, Schema
 
 SCHEMA = Schema("toy", "cls", (ColumnSpec("v", "numeric"), ColumnSpec("w", "numeric"),
@@ -105,3 +105,14 @@ def test_a_release_records_the_floor_and_what_it_redrew(tmp_path: Path):
     assert manifest["config"]["near_copy_quantile"] == record["near_copy_quantile"] == 0.05
     assert record["near_copy_distance"] > 0 and record["near_copies"] > 0
     assert record["redrawn"] + record["removed"] >= record["near_copies"]
+
+
+def test_unset_the_generator_chooses_the_floor_and_the_config_overrides_it():
+    diffusion, copula = make_generator("diffusion"), make_generator("gaussian_copula")
+    assert quantile_for(None, diffusion) == 0.13 and quantile_for(None, copula) == 0.0
+    assert quantile_for(0.0, diffusion) == 0.0 and quantile_for(0.05, copula) == 0.05  # the config's, when set
+    assert quantile_for(None, make_generator("dp_diffusion", epsilon=3.0)) == 0.0  # outside its ε otherwise
+    auto = make_generator("auto")
+    auto.chosen = diffusion
+    assert quantile_for(None, auto) == 0.13  # auto filters as the family it chose
+    assert RunConfig.from_dict({}).near_copy_quantile is None

@@ -30,3 +30,9 @@ def test_a_collapsed_candidate_is_sent_to_the_high_fidelity_generator_naming_the
     trends_only = remedy("fidelity_gate", reason="fidelity_gate refused: pair trends 0.5 < 0.69", generator="tvae",
                          detail={"worst": "kappa"})
     assert "kappa" not in trends_only
+
+
+def test_a_model_based_generator_refused_for_closeness_is_also_pointed_at_the_near_copy_floor():
+    text = remedy("dcr_gate", reason="dcr_gate refused: DCR share 0.560 > 0.53", generator="diffusion")
+    assert "near_copy_quantile" in text and "--generator gaussian_copula" in text
+    assert "near_copy_quantile" not in remedy("dcr_gate", reason="refused", generator="copy")  # no floor fixes a copy

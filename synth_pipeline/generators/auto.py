@@ -1,8 +1,9 @@
 """`auto`: fit a portfolio of generators and keep the most useful one that passes the privacy screen.
 
 Selection never sees the holdout the gates judge with: a seeded, stratified validation split is
-carved from the training rows (`validation_fraction`), every candidate is fitted on the rest and
-sampled, and judged on that validation split by the pipeline's own DCR, TSTR and fidelity gates
+carved from the training rows (`validation_fraction`), every candidate is fitted on the rest,
+sampled and passed through the copy filter as the run will filter it (its own near-copy floor), and
+judged on that validation split by the pipeline's own DCR, TSTR and fidelity gates
 (default thresholds; anonymeter's slower attacks judge only the winner). The candidate with the
 highest validation TSTR / TRTR among those that pass is refitted on all training rows, and the run's
 gates judge it on the holdout like any other generator. `selection` (every
@@ -16,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from synth_pipeline.copies import filter_rare_copies, generator_redraw
 from synth_pipeline.errors import BadInput, GeneratorError
 from synth_pipeline.generators.base import BaseGenerator, load_generator, make_generator, register
 from synth_pipeline.registry import check_name
@@ -61,6 +63,7 @@ class AutoGenerator(BaseGenerator):
     def _fit(self, table: pd.DataFrame, seed: int) -> None:
         from synth_pipeline.config import RunConfig
         from synth_pipeline.evaluation import run_gate
+        from synth_pipeline.near_copies import distance_floor, quantile_for
         from synth_pipeline.preprocess import split
 
         try:
@@ -75,8 +78,15 @@ class AutoGenerator(BaseGenerator):
                 gen = self._make(name)
                 gen.fit(carved.train, self.schema, target=self.target, seed=seed)
                 synthetic = gen.sample(len(carved.train), seed=seed)
+                synthetic, copies = filter_rare_copies(  # as the run will filter the chosen one's rows
+                    synthetic, train=carved.train, schema=self.schema, k=screen.small_cell_k,
+                    redraw=generator_redraw(gen, self.target), seed=seed,
+                    near=distance_floor(carved.train, self.schema, quantile_for(None, gen)))
             except GeneratorError as e:
                 rows.append({"generator": name, "passed": False, "reason": f"did not fit: {e}"})
+                continue
+            if not copies.passed:  # the run refuses here, before any gate
+                rows.append({"generator": name, "passed": False, "reason": copies.reason()})
                 continue
             fit_s = time.perf_counter() - start
             gates = [run_gate(g, synthetic, carved.train, carved.holdout, self.schema, screen) for g in SCREEN_GATES]
@@ -99,6 +109,11 @@ class AutoGenerator(BaseGenerator):
                           "fit_rows": len(carved.train), "screen": list(SCREEN_GATES),
                           "rule": "highest validation tstr_ratio among the candidates that pass every screen gate "
                                   "on the validation split (default thresholds)", "candidates": rows}
+
+    @property
+    def near_copy_quantile(self) -> float:
+        """The chosen generator's near-copy floor (the pipeline applies it as to that family)."""
+        return getattr(self.chosen, "near_copy_quantile", 0.0)
 
     @property
     def privacy(self) -> dict[str, Any] | None:

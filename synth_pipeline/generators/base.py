@@ -28,6 +28,9 @@ META_FILE = "generator.json"
 class Generator(Protocol):
     name: ClassVar[str]
     summary: ClassVar[str]
+    # The near-copy floor (near_copies.distance_floor) the pipeline applies to this family's rows when
+    # the run config sets none; chosen per family from benchmarks/GENERATORS.md (Diffusion at equal privacy).
+    near_copy_quantile: ClassVar[float] = 0.0
 
     def fit(self, table: pd.DataFrame, schema: Schema, *, target: str | None, seed: int) -> None: ...
 
