@@ -335,7 +335,7 @@ def _curve_section(rows: list[dict], seed: int) -> str:
         seeds = sorted({r["seed"] for r in curve if r["cpu_mark"] == m})
         if len(seeds) < 2:
             continue
-        head = ["model", "seeds", "FID", "KID", "cond. MAE", "memo px", "publishes"]
+        head = ["model", "seeds", "steps", "FID", "KID", "cond. MAE", "memo px", "publishes"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name in models:
             got = [at[(name, m, sd)] for sd in seeds if (name, m, sd) in at]
@@ -346,7 +346,8 @@ def _curve_section(rows: list[dict], seed: int) -> str:
                 v = np.array([g[key] for g in got], dtype=float)
                 return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
 
-            lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), ms("fid", 3), ms("kid", 4),
+            steps = " / ".join(_fmt(g.get("steps"), 0) for g in got)  # CPU-s per step varies with the machine's load
+            lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), steps, ms("fid", 3), ms("kid", 4),
                                              ms("conditioning_mae", 3), ms("memorisation_pixel", 3),
                                              f"{sum(g['publishes'] for g in got)}/{len(got)}"]) + " |")
         text += (f"\nAt {m:g} training CPU-s over seeds {', '.join(map(str, seeds))} (each seed its own split, "
