@@ -5,8 +5,8 @@ Model
   forward process (T = 1000, `schedule` linear betas), sampled with `DDIMScheduler` in `ddim_steps`
   deterministic steps (eta = 0; 10 at the tiny and default budgets, 50 at the unmeasured full one; why
   10 at default: benchmarks/MRI.md, "Fewer sampling steps"), so a sample depends only on its initial
-  noise. It predicts the velocity v = sqrt(a) eps - sqrt(1 - a) x0 (`prediction` "v_prediction"; "epsilon" and "sample" are
-  there for comparison): with a few hundred CPU steps, epsilon prediction left speckle noise in the
+  noise. It predicts the velocity v = sqrt(a) eps - sqrt(1 - a) x0 (`prediction` "v_prediction";
+  "epsilon" and "sample" are there for comparison): with a few hundred CPU steps, epsilon prediction left speckle noise in the
   background that the low-t steps never removed, v-prediction does not (see Measured).
 - Condition: the continuous position p in [0, 1] goes through Fourier features (p and sin/cos of
   2^k pi p, k < 8) and an MLP into `context_tokens` (4) tokens of width `cross_attention_dim`, read by
