@@ -32,7 +32,9 @@ Scoring runs inside the training loop's `on_step` on the current weights, so the
 the training. `--save DIR` keeps each model at each mark; `--load DIR ...` scores such a saved model
 again with `--params` applied to its sampling (e.g. fewer DDIM steps on the same weights).
 `--from-raw A.json B.json ... --plot P.png` renders the marks as one table per seed mark, mean ± sd
-over seeds where a mark ran on several, and the FID / conditioning-error curves.
+over seeds where a mark ran on several, and the FID / conditioning-error curves (mean over seeds,
+shaded from the lowest to the highest seed). A --load of a `--save` folder `NAME-MARK` joins the
+curves as the model `NAME (params)`, e.g. `diffusion (ddim_steps 10)`.
 
 Writes a Markdown table (--out) after every model, the raw rows (--raw; with each trained model's
 losses at its first epoch and averaged over its last tenth of epochs) and a montage (--montage):
@@ -161,7 +163,11 @@ def run(args) -> list[dict]:
         params = overrides.get(gen.name, {})
         gen.params.update(params)  # sampling settings only: the weights are the saved ones
         print(f"[mri-bench] {folder.name} (loaded) {params} ...", file=sys.stderr, flush=True)
-        score(_label(f"{folder.name} (loaded)", params), gen, None, params)
+        mark = _saved_mark(folder, gen.name)
+        if mark is None:
+            score(_label(f"{folder.name} (loaded)", params), gen, None, params)
+        else:  # a --save folder NAME-MARK: the row joins the curves as the model `NAME (params)`
+            score(f"{_label(gen.name, params)} @ {mark} CPU-s", gen, None, params, cpu_mark=mark, loaded=str(folder))
     if args.cpu_marks:
         _cpu_marks(args, overrides, train, score)
         return rows
@@ -176,6 +182,15 @@ def run(args) -> list[dict]:
     if args.curve:
         _curve(args, overrides.get("diffusion", {}), train, score)
     return rows
+
+
+def _saved_mark(folder: Path, name: str) -> float | None:
+    """The CPU mark of a folder written by --save (`NAME-MARK`), None for any other folder."""
+    head, _, mark = folder.name.rpartition("-")
+    try:
+        return float(mark) if head == name else None
+    except ValueError:
+        return None
 
 
 def _loss_summary(history: list[dict]) -> dict:
@@ -284,7 +299,8 @@ def from_raw(args) -> None:
                 montage.update({k: z[k] for k in z.files if k not in montage})
     args.raw = None
     _write(rows, args)
-    _montage(montage, Path(args.montage))
+    if montage:  # the .npz files are optional: the tables and curves need only the .json
+        _montage(montage, Path(args.montage))
     if args.plot:
         _curve_plot(rows, Path(args.plot))
 
@@ -319,7 +335,7 @@ def _curve_section(rows: list[dict], seed: int) -> str:
         seeds = sorted({r["seed"] for r in curve if r["cpu_mark"] == m})
         if len(seeds) < 2:
             continue
-        head = ["model", "seeds", "FID", "KID", "cond. MAE", "memo px", "publishes"]
+        head = ["model", "seeds", "steps", "FID", "KID", "cond. MAE", "memo px", "publishes"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name in models:
             got = [at[(name, m, sd)] for sd in seeds if (name, m, sd) in at]
@@ -330,7 +346,8 @@ def _curve_section(rows: list[dict], seed: int) -> str:
                 v = np.array([g[key] for g in got], dtype=float)
                 return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
 
-            lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), ms("fid", 3), ms("kid", 4),
+            steps = " / ".join(_fmt(g.get("steps"), 0) for g in got)  # CPU-s per step varies with the machine's load
+            lines.append("| " + " | ".join([name, ",".join(str(g["seed"]) for g in got), steps, ms("fid", 3), ms("kid", 4),
                                              ms("conditioning_mae", 3), ms("memorisation_pixel", 3),
                                              f"{sum(g['publishes'] for g in got)}/{len(got)}"]) + " |")
         text += (f"\nAt {m:g} training CPU-s over seeds {', '.join(map(str, seeds))} (each seed its own split, "
@@ -338,9 +355,10 @@ def _curve_section(rows: list[dict], seed: int) -> str:
     return text
 
 
-def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
-    """FID (log scale) and conditioning error against training CPU seconds, one line per model (seed
-    `seed`; dotted: unconditional), the fresh-subject floor dashed; other seeds' rows as dots."""
+def _curve_plot(rows: list[dict], path: Path) -> None:
+    """FID (log scale) and conditioning error against training CPU seconds, one line per model: the
+    mean over the seeds scored at each mark, shaded between the seeds' lowest and highest value where
+    there are several (dotted: unconditional); the fresh-subject floor (mean over the same seeds) dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -349,19 +367,24 @@ def _curve_plot(rows: list[dict], path: Path, seed: int = 0) -> None:
     curve = [r for r in rows if r.get("cpu_mark") is not None]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for i, name in enumerate(dict.fromkeys(_base(r["model"]) for r in curve)):
-        mine = sorted((r for r in curve if _base(r["model"]) == name), key=lambda r: r["cpu_mark"])
-        line = [r for r in mine if r["seed"] == seed]
-        style = {"color": f"C{i}", "lw": 2.5 if name == "diffusion" else 1.3,
+        mine = [r for r in curve if _base(r["model"]) == name]
+        marks = sorted({r["cpu_mark"] for r in mine})
+        seeds = sorted({r["seed"] for r in mine})
+        style = {"color": f"C{i % 10}", "lw": 2.5 if name.startswith("diffusion") else 1.3,
                  "ls": "-" if mine[0].get("conditional", True) else ":"}
+        label = name if len(seeds) == 1 else f"{name}, seeds {','.join(map(str, seeds))}"
         for ax, key in zip(axes, ("fid", "conditioning_mae")):
-            ax.plot([r["cpu_mark"] for r in line], [r[key] for r in line], marker="o", label=name, **style)
-            others = [r for r in mine if r["seed"] != seed]
-            ax.plot([r["cpu_mark"] for r in others], [r[key] for r in others], ".", ms=5, color=style["color"])
-    floor = next((r for r in rows if r["model"] == "fresh subjects (floor)"), None)
+            vals = [np.array([r[key] for r in mine if r["cpu_mark"] == m], dtype=float) for m in marks]
+            ax.plot(marks, [v.mean() for v in vals], marker="o", label=label, **style)
+            if len(seeds) > 1:
+                ax.fill_between(marks, [v.min() for v in vals], [v.max() for v in vals], color=style["color"],
+                                alpha=0.15, lw=0)
+    floors = [r for r in rows if r["model"].startswith("fresh subjects (floor)")]
     titles = ("FID vs holdout ↓", "conditioning error (position MAE) ↓")
     for ax, key, title in zip(axes, ("fid", "conditioning_mae"), titles):
-        if floor:
-            ax.axhline(floor[key], color="k", ls="--", lw=1, label="fresh subjects (floor)")
+        if floors:
+            ax.axhline(np.mean([r[key] for r in floors]), color="k", ls="--", lw=1,
+                       label=f"fresh subjects (floor), seeds {','.join(str(r['seed']) for r in floors)}")
         ax.set_xlabel("training CPU seconds (1 torch thread)")
         ax.set_title(title)
         ax.grid(alpha=0.3)

@@ -3,9 +3,10 @@
 Model
 - Denoiser: `monai.networks.nets.DiffusionModelUNet` (2D, MSE loss) trained on `DDPMScheduler`'s
   forward process (T = 1000, `schedule` linear betas), sampled with `DDIMScheduler` in `ddim_steps`
-  (50) deterministic steps (eta = 0), so a sample depends only on its initial noise. It predicts the
-  velocity v = sqrt(a) eps - sqrt(1 - a) x0 (`prediction` "v_prediction"; "epsilon" and "sample" are
-  there for comparison): with a few hundred CPU steps, epsilon prediction left speckle noise in the
+  deterministic steps (eta = 0; 10 at the tiny and default budgets, 50 at the unmeasured full one; why
+  10 at default: benchmarks/MRI.md, "Fewer sampling steps"), so a sample depends only on its initial
+  noise. It predicts the velocity v = sqrt(a) eps - sqrt(1 - a) x0 (`prediction` "v_prediction";
+  "epsilon" and "sample" are there for comparison): with a few hundred CPU steps, epsilon prediction left speckle noise in the
   background that the low-t steps never removed, v-prediction does not (see Measured).
 - Condition: the continuous position p in [0, 1] goes through Fourier features (p and sin/cos of
   2^k pi p, k < 8) and an MLP into `context_tokens` (4) tokens of width `cross_attention_dim`, read by
@@ -43,8 +44,9 @@ thread on a shared 2-core CPU; FID on this project's feature net, conditioning e
 | v, w = 1, 60 epochs, no early stop  | 0.105 | 0.038     | 1323  |
 | v, w = 1, 120 epochs (continued)    | 0.064 | 0.030     | 2421  |
 | v, w = 1, 240 epochs (best: 170)    | 0.058 | 0.024     | 4014  |
-(the last three: one continued run, `benchmarks/mri.py --curve`, cumulative fit time; each row's
-time was taken under a different load, so times are indicative only)
+(every row sampled with 50 DDIM steps, the former default; the last three: one continued run,
+`benchmarks/mri.py --curve`, cumulative fit time; each row's time was taken under a different load,
+so times are indicative only)
 The held-out loss flattens after ~120 epochs (0.0462 / 0.0396 / 0.0352 / 0.0350 at 30 / 60 / 120 /
 170): at this width the model has converged, above the GANs' FID; the `full` budget is the next step.
 For scale: the GANs score 0.012-0.045 at their default budget, a fresh real subject 0.011, Colin27 0.27.
@@ -77,7 +79,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
              "lr": 2e-3, "ddim_steps": 10, "patience": None},
     "default": {"channels": [32, 64, 64], "attention_levels": [False, False, True], "num_res_blocks": 1,
                 "norm_num_groups": 16, "cross_attention_dim": 64, "epochs": 30, "batch_size": 32,
-                "lr": 1e-3, "ddim_steps": 50, "patience": 10},
+                "lr": 1e-3, "ddim_steps": 10, "patience": 10},
     "full": {"channels": [64, 128, 128], "attention_levels": [False, True, True], "num_res_blocks": 2,
              "norm_num_groups": 32, "cross_attention_dim": 128, "epochs": 400, "batch_size": 64,
              "lr": 5e-4, "ddim_steps": 50, "patience": 30},
