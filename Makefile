@@ -22,7 +22,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 setup: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 run: setup
-	$(BIN)/synth-pipeline release --data flchain --generator gaussian_copula --out releases
+	$(BIN)/synth-pipeline release --data flchain --out releases   # the default generator, auto (README: Choosing a generator)
 
 # The brain-MRI arm: its own target and its own small default budget (a few minutes on CPU).
 run-mri: setup mri-data

@@ -134,7 +134,7 @@ def release(
     df: "pd.DataFrame",
     *,
     target: str,
-    generator: str = "gaussian_copula",
+    generator: str | None = None,
     out: str | Path = "releases",
     name: str = "dataframe",
     verbose: bool = False,
@@ -144,24 +144,26 @@ def release(
     """Release `df` through the gated pipeline, exactly as `synth-pipeline release --data FILE`.
 
     `name` is the dataset name (the folder under `out`, and what "since the previous release"
-    compares against). `options` are RunConfig keys: seed, drop, id_columns, n_rows,
-    generator_params, thresholds, conditions, holdout_fraction, link_attacks, column_kinds,
-    on_identifiers. `instance` is a Dagster instance (default: $DAGSTER_HOME's, else ephemeral).
-    Returns a ReleaseResult for a publication or a refusal; raises BadInput (one line) for input the
+    compares against). `generator` defaults to RunConfig's (`auto`). `options` are RunConfig keys:
+    seed, drop, id_columns, n_rows, generator_params, thresholds, conditions, holdout_fraction,
+    link_attacks, column_kinds, on_identifiers. `instance` is a Dagster instance (default:
+    $DAGSTER_HOME's, else ephemeral). Returns a ReleaseResult for a publication or a refusal; raises BadInput (one line) for input the
     caller must fix and RuntimeError for an unexpected pipeline failure."""
     from synth_pipeline.kernel import safe_name
 
     df = _frame(df, "df")
     _target(target, df, "df")
     safe_name(name, "name")
-    _generator(generator)
+    if generator is not None:
+        _generator(generator)
     out = Path(out).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise BadInput(f"out {out}: exists and is not a folder")
     with tempfile.TemporaryDirectory(prefix="synth-api-") as tmp:
         path = Path(tmp) / f"{name}.parquet"
         _write_parquet(df, path, "df")
-        cfg = _config(options, data=str(path), target=target, generator=generator)
+        chosen = {} if generator is None else {"generator": generator}
+        cfg = _config(options, data=str(path), target=target, **chosen)
         return _run(cfg, out, path, verbose=verbose, instance=instance)
 
 

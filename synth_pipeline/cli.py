@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", help="bundled dataset name (flchain, actg175, gbsg2) or a CSV / Parquet / ARFF path "
                                   "(default flchain)")
     r.add_argument("--target", help="target column (required for a path; bundled tables declare theirs)")
-    r.add_argument("--generator", help="generator name, see `synth-pipeline generators` (default gaussian_copula)")
+    r.add_argument("--generator", help="generator name, see `synth-pipeline generators` (default auto)")
     r.add_argument("--out", required=True, help="release root folder (created if missing)")
     r.add_argument("--seed", type=_seed, help=seed_help)
     r.add_argument("--config", type=Path, help="JSON run config (keys of RunConfig, see docs/); flags override it")

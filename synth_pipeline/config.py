@@ -117,7 +117,8 @@ class RunConfig(Settings):
     connection: str | None = Field(None, description="name of the environment variable holding the "
                                                      "SQLAlchemy URL `sql` runs on")
     target: str | None = None
-    generator: str = "gaussian_copula"
+    generator: str = Field("auto", description="generator name (`synth-pipeline generators`); `auto` fits a portfolio "
+                                               "and publishes the most useful candidate that passes every gate")
     generator_params: dict[str, Any] = {}
     seed: int = Field(0, ge=0)
     n_rows: int | None = Field(None, ge=1, description="synthetic rows (default: as many as the training rows)")

@@ -65,7 +65,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, flchain_cs
 def test_csv_path_release_with_drop_and_ids_then_audit(tmp_path, flchain_csv):
     out = tmp_path / "releases"
     proc = run("release", "--data", str(flchain_csv), "--target", "death", "--drop", "futime,chapter",
-               "--out", str(out), cwd=tmp_path, SYNTH_PROGRESS="1")
+               "--generator", "gaussian_copula", "--out", str(out), cwd=tmp_path, SYNTH_PROGRESS="1")
     assert proc.returncode == 0, proc.stderr
     for step in ("fitted_generator", "synthetic_candidate_dcr_gate", "privacy_report", "release"):  # progress, timed
         assert re.search(rf"^\[ *[0-9.]+s\] {step}: done in [0-9.]+ s$", proc.stderr, re.M), proc.stderr
@@ -115,7 +115,7 @@ def test_reproduce_from_a_moved_input_compares_the_bytes_on_disk(tmp_path, flcha
     shutil.copy(flchain_csv, data)
     out, work = tmp_path / "releases", tmp_path / "work"
     cheap = tmp_path / "cheap.json"  # reproduce re-runs the manifest's config: fewer attacks, four fast runs
-    cheap.write_text('{"link_attacks": 200}')
+    cheap.write_text('{"link_attacks": 200, "generator": "gaussian_copula"}')
     # released with --executor multiprocess (each step in a process of its own, the gates side by side):
     # progress lines, no intermediates left, and `reproduce` (in-process) gives the same bytes
     proc = run("release", "--data", str(data), "--target", "death", "--drop", "futime,chapter", "--config", str(cheap),
@@ -200,12 +200,12 @@ def test_evaluate_bad_files_are_one_line_each(tmp_path):
 
 
 def test_a_table_with_only_categorical_columns_releases(tmp_path):
-    """No numeric column at all (the DCR embedding used to crash on it): the default generator publishes."""
+    """No numeric column at all (the DCR embedding used to crash on it): the copula publishes."""
     loaded = load_dataset("actg175")
     path = tmp_path / "categorical_only.csv"
     loaded.raw[loaded.schema.categorical].to_csv(path, index=False)
     config = tmp_path / "c.json"
-    config.write_text('{"link_attacks": 200}')
+    config.write_text('{"link_attacks": 200, "generator": "gaussian_copula"}')
     proc = run("release", "--data", str(path), "--target", "cens", "--config", str(config), "--out",
                str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -68,7 +68,7 @@ def test_version_help_and_parameters(capsys):
     with pytest.raises(SystemExit):
         main(["release", "--help"])
     text = capsys.readouterr().out
-    assert "exit codes: 0 published" in text and "default gaussian_copula" in text
+    assert "exit codes: 0 published" in text and "default auto" in text
     assert main(["generators", "--params", "diffusion"]) == 0
     out = capsys.readouterr().out
     assert "guidance_scale" in out and "default 1.0" in out

@@ -74,6 +74,18 @@ def test_defaults_roundtrip_and_a_looser_threshold_is_a_recorded_override():
     assert off.overrides()[0]["threshold"] == "fid_ratio_max" and off.overrides()[0]["note"] == "gate off"
 
 
+def test_auto_is_the_default_generator_wherever_a_run_is_configured():
+    """`auto` became the default once its FLCHAIN fits measured under five minutes here (README,
+    Choosing a generator): config, Dagster settings, the Python API, the shipped catalogue, `make run`."""
+    from synth_pipeline.api import _config
+
+    assert RunConfig().generator == "auto" and PipelineSettings().run_config().generator == "auto"
+    assert _config({}, data="flchain", target="death").generator == "auto"
+    assert {e.run_config().generator for e in load_catalogue(ROOT / "catalogue.yaml").datasets} == {"auto"}
+    run_recipe = (ROOT / "Makefile").read_text().split("\nrun: ")[1].split("\n\n")[0]
+    assert "synth-pipeline release" in run_recipe and "--generator" not in run_recipe
+
+
 def test_the_report_names_an_override_on_its_first_screen():
     manifest = {"verdict": "published", "dataset": "x", "config": {}, "gates": [],
                 "overrides": RunConfig.from_dict({"thresholds": {"dcr_share_max": 0.7}}).overrides()}

@@ -125,10 +125,10 @@ def clinical_table(seed: int = 4, n: int = 3000) -> pd.DataFrame:
                          "diabetes": diabetes})
 
 
-def test_the_default_generator_publishes_the_clinical_table(tmp_path: Path):
+def test_the_copula_publishes_the_clinical_table(tmp_path: Path):
     path = tmp_path / "clinical.csv"
     clinical_table().to_csv(path, index=False)
-    cfg = RunConfig.from_dict({"data": str(path), "target": "diabetes"})
+    cfg = RunConfig.from_dict({"data": str(path), "target": "diabetes", "generator": "gaussian_copula"})
     outcome = run_release(cfg, tmp_path / "out", instance=dg.DagsterInstance.ephemeral())
     assert outcome.status == "published", outcome.message
     manifest = json.loads((Path(outcome.path) / "manifest.json").read_text())

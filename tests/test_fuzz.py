@@ -304,7 +304,8 @@ def test_release_of_a_table_with_every_handled_defect_publishes(tmp_path: Path) 
     (tmp_path / "data").mkdir()
     path = write(case, tmp_path / "data")
     out = tmp_path / "out"
-    cfg = RunConfig.from_dict({"data": str(path), "target": "y", "link_attacks": 20, "thresholds": PERMISSIVE})
+    cfg = RunConfig.from_dict({"data": str(path), "target": "y", "generator": "gaussian_copula", "link_attacks": 20,
+                               "thresholds": PERMISSIVE})
     outcome = run_release(cfg, out, instance=dg.DagsterInstance.ephemeral())
     assert outcome.status == "published", outcome.message
     check_release(case, path, tmp_path, out, outcome)

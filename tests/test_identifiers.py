@@ -154,7 +154,8 @@ def test_release_contains_no_identifier_value(tmp_path: Path, actg_with_ids: pd.
     actg_with_ids.to_csv(path, index=False)
     out = tmp_path / "releases"
     instance = dg.DagsterInstance.ephemeral()
-    cfg = RunConfig.from_dict({"data": str(path), "target": "cens", "drop": ["days"], "link_attacks": 300})
+    cfg = RunConfig.from_dict({"data": str(path), "target": "cens", "drop": ["days"], "link_attacks": 300,
+                               "generator": "gaussian_copula"})
     outcome = run_release(cfg, out, instance=instance)
     assert outcome.status == "published", outcome.message  # seeded; ACTG175 publishes (README)
     files = [p for p in out.rglob("*") if p.is_file()]

@@ -86,7 +86,7 @@ def _assert_each_run_has_its_own_lineage(home: Path, manifests: dict[str, dict],
 
 # Isolation does not depend on how hard each gate attacks: fewer linkability attacks keep these
 # concurrent runs affordable on a 2-core machine (the gates still run, and must pass, for real).
-CHEAP = {"link_attacks": 200}
+CHEAP = {"link_attacks": 200, "generator": "gaussian_copula"}
 
 
 def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publish(tmp_path, monkeypatch):
@@ -95,6 +95,7 @@ def test_the_schedules_runs_for_every_bundled_dataset_launched_at_once_all_publi
     home = _home(tmp_path)
     catalogue = tmp_path / "catalogue.yaml"
     catalogue.write_text("datasets:\n" + "".join(f"  - name: {d}\n    path: {d}\n    link_attacks: {CHEAP['link_attacks']}\n"
+                                                 f"    generator: {CHEAP['generator']}\n"
                                                  for d in sorted(BUNDLED)))
     monkeypatch.setenv("SYNTH_CATALOGUE", str(catalogue))
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 2, tzinfo=timezone.utc))
@@ -248,8 +249,8 @@ def _started_cli(tmp_path: Path, work: Path, seen: set[Path]) -> tuple[subproces
     import signal
     import time
 
-    proc = subprocess.Popen([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", "actg175", "--out",
-                             str(tmp_path / "out")], env={**_env(tmp_path, SYNTH_WORK_DIR=str(work)), "DAGSTER_HOME": ""},
+    proc = subprocess.Popen([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", "actg175",
+                             "--generator", "gaussian_copula", "--out", str(tmp_path / "out")], env={**_env(tmp_path, SYNTH_WORK_DIR=str(work)), "DAGSTER_HOME": ""},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(600):
         fresh = [p.parent for p in work.glob("*/raw_table.parquet") if p.parent not in seen]

@@ -100,7 +100,7 @@ def released(table_csv, tmp_path_factory) -> tuple[subprocess.CompletedProcess, 
     _, path = table_csv
     run = tmp_path_factory.mktemp("run")
     config = run / "config.json"
-    config.write_text(json.dumps({"link_attacks": 300}))
+    config.write_text(json.dumps({"link_attacks": 300, "generator": "gaussian_copula"}))
     proc = cli("release", "--data", str(path), "--target", "outcome", "--config", str(config), "--out",
                str(run / "out"), home=run / "home", tmp=run / "tmp")
     return proc, run
@@ -109,7 +109,7 @@ def released(table_csv, tmp_path_factory) -> tuple[subprocess.CompletedProcess, 
 def test_no_identifier_or_rare_value_in_any_file_the_run_writes(table_csv, released) -> None:
     table, _ = table_csv
     proc, run = released
-    assert proc.returncode == 0, proc.stderr[-2000:]  # the default generator publishes this table
+    assert proc.returncode == 0, proc.stderr[-2000:]  # the copula publishes this table
     values = needles(table)
     assert len(values) > 3000 and sum(c == "diagnosis" for c in values.values()) == 30
     files = [p for p in run.rglob("*") if p.is_file()]

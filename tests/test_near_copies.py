@@ -97,7 +97,8 @@ def test_copies_are_still_refused_with_the_filter_on(gbsg2, q):
 
 
 def test_a_release_records_the_floor_and_what_it_redrew(tmp_path: Path):
-    cfg = RunConfig.from_dict({"data": "gbsg2", "near_copy_quantile": 0.05, "link_attacks": 200})
+    cfg = RunConfig.from_dict({"data": "gbsg2", "generator": "gaussian_copula", "near_copy_quantile": 0.05,
+                                "link_attacks": 200})
     outcome = run_release(cfg, tmp_path / "out", instance=dg.DagsterInstance.ephemeral())
     assert outcome.status == "published", outcome.message
     manifest = json.loads((Path(outcome.path) / "manifest.json").read_text())

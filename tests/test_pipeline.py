@@ -162,7 +162,7 @@ def test_conditions_sample_one_class_and_a_failing_generator_is_a_refusal(tmp_pa
     """`conditions` reaches the sampler (every candidate row is the asked class); a single-class
     candidate cannot be utility-tested, so tstr_gate refuses it rather than passing it unchecked."""
     res = _resources(tmp_path, "gaussian_copula", keep=True)
-    res["settings"] = PipelineSettings(data="actg175", conditions={"cens": "1"})
+    res["settings"] = PipelineSettings(data="actg175", generator="gaussian_copula", conditions={"cens": "1"})
     result = dg.materialize([*ASSETS, *GATE_CHECKS], resources=res, instance=dg.DagsterInstance.ephemeral(),
                             raise_on_error=False)
     candidate = pd.read_parquet(tmp_path / "work" / result.run_id / "synthetic_candidate.parquet")

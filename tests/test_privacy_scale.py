@@ -141,7 +141,8 @@ sys.exit(main(sys.argv[1:]))
 def test_sigterm_during_the_dcr_search_stops_the_release_and_leaves_nothing(tmp_path):
     work, out = tmp_path / "work", tmp_path / "out"
     env = {**{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}, "SYNTH_WORK_DIR": str(work)}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SEARCH, "release", "--data", "gbsg2", "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SEARCH, "release", "--data", "gbsg2", "--generator", "gaussian_copula",
+                             "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().strip() == "SEARCHING", proc.stderr.read()

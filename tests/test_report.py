@@ -31,7 +31,7 @@ DATA = "actg175"
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("report") / "out"
-    outcome = run_release(RunConfig.from_dict({"data": DATA}), out, instance=dg.DagsterInstance.ephemeral())
+    outcome = run_release(RunConfig.from_dict({"data": DATA, "generator": "gaussian_copula"}), out, instance=dg.DagsterInstance.ephemeral())
     assert outcome.status == "published", outcome.message
     rel = Path(outcome.path)
     return {"dir": rel, "manifest": json.loads((rel / "manifest.json").read_text()),

@@ -93,7 +93,8 @@ def nightly(tmp_path_factory):
     out = tmp_path_factory.mktemp("nightly") / "releases"
     df = load_dataset("actg175").raw
     instance = dg.DagsterInstance.ephemeral()
-    kw = dict(target="cens", out=out, name="actg175_nightly", drop=["days"], seed=0, instance=instance)
+    kw = dict(target="cens", generator="gaussian_copula", out=out, name="actg175_nightly", drop=["days"],
+              seed=0, instance=instance)
     first = sp.release(df, **kw)
     second = sp.release(df.assign(age=df["age"] + 10), **kw)
     meta = instance.get_latest_materialization_event(dg.AssetKey("release")).asset_materialization.metadata
