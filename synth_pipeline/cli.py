@@ -622,7 +622,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _redeliver_interrupt(unraisable) -> None:
+    """sys.unraisablehook: Dagster turns Ctrl-C / SIGTERM into an exception raised wherever the main
+    thread is. Raised inside a finaliser (garbage collection), Python can only print it, and the run
+    would go on and publish. A helper thread sends the signal again, so that it lands once the
+    finaliser has returned (and again, should that one land in a finaliser too)."""
+    import signal
+    import threading
+
+    sys.__unraisablehook__(unraisable)
+    if type(unraisable.exc_value).__name__ in ("KeyboardInterrupt", "DagsterExecutionInterruptedError"):
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    if sys.unraisablehook is sys.__unraisablehook__:  # a process of its own, not a test's or a notebook's
+        sys.unraisablehook = _redeliver_interrupt
     warnings.filterwarnings("ignore")
     logging.getLogger("dagster").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)

@@ -69,3 +69,42 @@ def test_two_concurrent_runs_for_the_same_day_publish_exactly_one_release(tmp_pa
     assert codes == [0, 0], [p.stderr.read() for p in (first, second)]
     [rel] = _releases(tmp_path)
     assert audit(rel).ok
+
+
+INTERRUPT_IN_A_FINALISER = r"""
+import gc, os, signal, sys, time
+from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._utils.interrupts import capture_interrupts, raise_interrupts_as
+from synth_pipeline import cli
+
+if sys.argv[1] == "cli":
+    cli.main(["generators", "--params", "copy"])  # the CLI's entry point, as `synth-pipeline` runs it
+    assert sys.unraisablehook is cli._redeliver_interrupt
+
+
+class Finalised:
+    def __del__(self):  # Ctrl-C arrives while the garbage collector runs this
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(100_000))
+
+
+with capture_interrupts():  # as Dagster runs a step
+    try:
+        with raise_interrupts_as(DagsterExecutionInterruptedError):
+            Finalised()
+            gc.collect()
+            time.sleep(2)
+        print("went on")
+    except DagsterExecutionInterruptedError:
+        print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("entry,outcome", [("plain", "went on"), ("cli", "interrupted")])
+def test_ctrl_c_raised_inside_a_finaliser_still_stops_a_cli_run(entry, outcome):
+    """Dagster raises an interrupt wherever the main thread is; inside a finaliser Python only prints
+    it (`plain`: the step goes on, as an interrupted `reproduce` once did, publishing and exiting 0).
+    The CLI sends it again once the finaliser has returned."""
+    proc = subprocess.run([sys.executable, "-c", INTERRUPT_IN_A_FINALISER, entry], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == outcome, proc.stderr[-2000:]
