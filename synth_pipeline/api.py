@@ -147,8 +147,9 @@ def release(
     compares against). `generator` defaults to RunConfig's (`auto`). `options` are RunConfig keys:
     seed, drop, id_columns, n_rows, generator_params, thresholds, conditions, holdout_fraction,
     link_attacks, column_kinds, on_identifiers. `instance` is a Dagster instance (default:
-    $DAGSTER_HOME's, else ephemeral). Returns a ReleaseResult for a publication or a refusal; raises BadInput (one line) for input the
-    caller must fix and RuntimeError for an unexpected pipeline failure."""
+    $DAGSTER_HOME's, else ephemeral). Returns a ReleaseResult for a publication or a refusal; raises
+    BadInput (one line) for input the caller must fix and RuntimeError for an unexpected pipeline
+    failure."""
     from synth_pipeline.kernel import safe_name
 
     df = _frame(df, "df")

@@ -36,7 +36,8 @@ def test_release_runs_on_postgres_storage_and_reads_back(tmp_path, pg_url, monke
     monkeypatch.setenv("SYNTH_PG_URL", pg_url.replace("postgresql://", "postgresql+psycopg2://", 1))
     instance = dg.DagsterInstance.from_config(str(home))
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-    outcome = run_release(RunConfig.from_dict({"data": "actg175"}), tmp_path / "out", instance=instance)
+    cfg = RunConfig.from_dict({"data": "actg175", "generator": "gaussian_copula"})
+    outcome = run_release(cfg, tmp_path / "out", instance=instance)
     assert outcome.status == "published", outcome.message
 
     reader = dg.DagsterInstance.from_config(str(home))  # a second client, as the webserver would be

@@ -53,6 +53,7 @@ def _catalogue(tmp_path: Path, table: str, **extra: str) -> tuple[Path, str]:
     sql: "{query}"
     connection: {URL_ENV}
     target: cens
+    generator: gaussian_copula
     drop: [days, rid]
     id_columns: [pidnum, "Unnamed: 0"]
     link_attacks: 300
