@@ -143,8 +143,8 @@ def test_an_interrupted_reproduce_leaves_no_temp_folder(made, tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}, "TMPDIR": str(scratch)}
-    # Ctrl-C as a terminal delivers it: this worker process may ignore SIGINT by then (an earlier test's
-    # library left SIG_IGN; measured in the suite), and a child inherits an ignored signal
+    # Ctrl-C as a terminal delivers it: a suite started in the background (`nohup make test &`) runs
+    # with SIGINT ignored, and a child inherits an ignored signal
     proc = subprocess.Popen([sys.executable, "-m", "synth_pipeline.cli", "reproduce", str(made["release"]),
                              "--input", str(made["moved"])], env=env, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
