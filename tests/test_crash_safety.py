@@ -49,7 +49,8 @@ def test_publisher_killed_mid_publish_leaves_no_release_and_the_next_publish_suc
 def _cli(out: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     return subprocess.Popen([sys.executable, "-m", "synth_pipeline.cli", "release", "--data", "actg175",
-                             "--generator", "gaussian_copula", "--out", str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "--generator", "gaussian_copula", "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
 
 

@@ -250,7 +250,8 @@ def _started_cli(tmp_path: Path, work: Path, seen: set[Path]) -> tuple[subproces
     import time
 
     proc = subprocess.Popen([PYTHON, "-m", "synth_pipeline.cli", "release", "--data", "actg175",
-                             "--generator", "gaussian_copula", "--out", str(tmp_path / "out")], env={**_env(tmp_path, SYNTH_WORK_DIR=str(work)), "DAGSTER_HOME": ""},
+                             "--generator", "gaussian_copula", "--out", str(tmp_path / "out")],
+                            env={**_env(tmp_path, SYNTH_WORK_DIR=str(work)), "DAGSTER_HOME": ""},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(600):
         fresh = [p.parent for p in work.glob("*/raw_table.parquet") if p.parent not in seen]
